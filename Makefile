@@ -1,0 +1,35 @@
+# Two commands matter: `make run` and `make test`. Everything else is a step they use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.stamp-install
+
+.PHONY: run test lint typecheck pytest proto bench clean
+
+$(STAMP): pyproject.toml Makefile $(wildcard proto/gateway/control/v1/*.proto)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m nantian.xds.protogen
+	touch $(STAMP)
+
+proto: $(STAMP)
+	$(BIN)/python -m nantian.xds.protogen
+
+run: $(STAMP)
+	$(BIN)/python -m nantian.examples_quickstart
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info src/nantian/xds/_proto
