@@ -6,15 +6,15 @@ STAMP := $(VENV)/.stamp-install
 
 .PHONY: run test lint typecheck pytest proto bench clean
 
-$(STAMP): pyproject.toml Makefile $(wildcard proto/gateway/control/v1/*.proto)
+$(STAMP): pyproject.toml Makefile $(wildcard proto/*/*.proto proto/*/*/*/*.proto)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
-	$(BIN)/python -m nantian.xds.protogen
+	$(BIN)/python -m nantian._protogen
 	touch $(STAMP)
 
 proto: $(STAMP)
-	$(BIN)/python -m nantian.xds.protogen
+	$(BIN)/python -m nantian._protogen
 
 run: $(STAMP)
 	$(BIN)/python -m nantian.examples_quickstart
@@ -32,4 +32,4 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info src/nantian/xds/_proto
+	rm -rf $(VENV) build dist src/*.egg-info src/nantian/_proto
