@@ -1,0 +1,5 @@
+"""The data plane: listeners, HTTP/1.1 and HTTP/2 front ends, router, filters, upstream pools.
+
+Embed it with :class:`ProxyRuntime` (``await rt.apply(snapshot)``). Protocol front ends plug into the core through
+:mod:`nantian.proxy.exchange`.
+"""
