@@ -1,0 +1,4 @@
+from nantian.cli import main
+import sys
+
+sys.exit(main())
