@@ -17,11 +17,11 @@ proto: $(STAMP)
 	$(BIN)/python -m nantian._protogen
 
 run: $(STAMP)
-	$(BIN)/python -m nantian.examples_quickstart
+	$(BIN)/python examples/run_quickstart.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
