@@ -1,0 +1,351 @@
+"""The sans-IO HTTP/2 core shared by the downstream front end and the h2c upstream pool.
+
+:class:`H2Core` wraps the :mod:`h2` state machine and adds what a proxy needs on top of it: events with
+``str`` headers (ISO-8859-1, lossless), per-stream outbound buffers that are flushed as the peer's flow-control
+windows allow, end-of-stream with optional trailers queued behind buffered data, and peer errors turned into
+:class:`~nantian.errors.RemoteProtocolError` (after queueing the GOAWAY to send). No sockets, no clock: feed bytes
+to :meth:`H2Core.receive`, write :meth:`H2Core.data_to_send` to the peer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+
+import attrs
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from nantian.errors import RemoteProtocolError
+
+__all__ = [
+    "CONNECTION_HEADERS",
+    "PREFACE",
+    "ConnectionEnded",
+    "DataReceived",
+    "Event",
+    "H2Core",
+    "HeadersReceived",
+    "SendWindowOpened",
+    "StreamEnded",
+    "StreamReset",
+    "TrailersReceived",
+    "decode_headers",
+    "outbound_headers",
+]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+"""The client connection preface: a cleartext connection starting with it speaks HTTP/2 (prior knowledge)."""
+
+CONNECTION_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
+"""Connection-specific fields HTTP/2 forbids (RFC 9113 section 8.2.2)."""
+
+Headers = list[tuple[str, str]]
+
+
+@attrs.frozen
+class HeadersReceived:
+    """A request head (server) or a final response head (client). ``headers`` include pseudo-headers."""
+
+    stream_id: int
+    headers: Headers
+    end_stream: bool
+
+
+@attrs.frozen
+class DataReceived:
+    """Body bytes; acknowledge ``flow_length`` with :meth:`H2Core.acknowledge` once they are consumed."""
+
+    stream_id: int
+    data: bytes
+    flow_length: int
+
+
+@attrs.frozen
+class TrailersReceived:
+    stream_id: int
+    headers: Headers
+
+
+@attrs.frozen
+class StreamEnded:
+    """The peer finished sending on this stream (after its headers, data or trailers)."""
+
+    stream_id: int
+
+
+@attrs.frozen
+class StreamReset:
+    """The stream is gone (RST_STREAM from the peer, or refused by the core). Buffered output was dropped."""
+
+    stream_id: int
+    error_code: int
+
+
+@attrs.frozen
+class SendWindowOpened:
+    """Buffered output of ``stream_id`` went down to ``buffered`` bytes (senders waiting on it may go on)."""
+
+    stream_id: int
+    buffered: int
+
+
+@attrs.frozen
+class ConnectionEnded:
+    """The peer sent GOAWAY: streams above ``last_stream_id`` were not processed and no new ones may start."""
+
+    error_code: int
+    last_stream_id: int
+
+
+Event = (
+    HeadersReceived | DataReceived | TrailersReceived | StreamEnded | StreamReset | SendWindowOpened | ConnectionEnded
+)
+
+
+def decode_headers(raw: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
+    """h2 header pairs -> ``(str, str)`` pairs, decoded as ISO-8859-1."""
+    out: Headers = []
+    for name, value in raw:
+        n = name.decode("latin-1") if isinstance(name, bytes) else name
+        v = value.decode("latin-1") if isinstance(value, bytes) else value
+        out.append((n, v))
+    return out
+
+
+def outbound_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """End-to-end header fields made fit for HTTP/2: lower-case names, no connection-specific fields, ``te`` only as
+    ``trailers``, no stray pseudo-headers, values without surrounding whitespace."""
+    out: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        n = name.lower()
+        if n in CONNECTION_HEADERS or n.startswith(":") or n == "host":
+            continue
+        if n == "te" and value.strip().lower() != "trailers":
+            continue
+        out.append((n.encode("latin-1"), value.strip().encode("latin-1")))
+    return out
+
+
+@attrs.define
+class _Outbound:
+    chunks: list[bytes] = attrs.Factory(list)
+    size: int = 0
+    end: bool = False
+    trailers: list[tuple[bytes, bytes]] | None = None
+
+
+class H2Core:
+    """One HTTP/2 connection, either side. Not thread-safe; one instance per connection.
+
+    :param client_side: ``True`` for the upstream (client) end.
+    :param max_concurrent_streams: Our SETTINGS_MAX_CONCURRENT_STREAMS (streams the peer may open).
+    :param initial_window_size: Our per-stream receive window (also used to grow the connection window).
+    :param max_header_list_size: Largest header block we accept (decoded size).
+    """
+
+    def __init__(
+        self,
+        *,
+        client_side: bool,
+        max_concurrent_streams: int = 100,
+        initial_window_size: int = 1 << 20,
+        max_header_list_size: int = 65536,
+    ) -> None:
+        config = h2.config.H2Configuration(
+            client_side=client_side,
+            header_encoding=None,
+            validate_inbound_headers=True,
+            normalize_inbound_headers=True,
+            validate_outbound_headers=True,
+            normalize_outbound_headers=True,
+        )
+        self._conn = h2.connection.H2Connection(config=config)
+        self._conn.local_settings = h2.settings.Settings(
+            client=client_side,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            },
+        )
+        self._initial_window = initial_window_size
+        self._outbound: dict[int, _Outbound] = {}
+        self.client_side = client_side
+        self.closed = False
+        """GOAWAY was sent or received: no new streams."""
+
+    # --- lifecycle ----------------------------------------------------------------------------------------------
+
+    def initiate(self) -> None:
+        """Queue our preface (client) and SETTINGS; grow the connection receive window to match the streams'."""
+        self._conn.initiate_connection()
+        extra = self._initial_window - 65535
+        if extra > 0:
+            self._conn.increment_flow_control_window(extra)
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write to the peer now (possibly empty)."""
+        return self._conn.data_to_send()
+
+    def goaway(self, error_code: int = 0) -> None:
+        """Queue GOAWAY: streams up to the highest one the peer opened still finish; no new ones start."""
+        if not self.closed:
+            self.closed = True
+            last = self._conn.highest_inbound_stream_id
+            self._conn.close_connection(error_code=error_code, last_stream_id=last)
+
+    @property
+    def highest_inbound_stream_id(self) -> int:
+        return int(self._conn.highest_inbound_stream_id)
+
+    @property
+    def open_outbound_streams(self) -> int:
+        return int(self._conn.open_outbound_streams)
+
+    @property
+    def max_outbound_streams(self) -> int:
+        """How many streams the peer lets us open concurrently."""
+        return int(self._conn.remote_settings.max_concurrent_streams)
+
+    # --- input --------------------------------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Feed bytes from the peer; returns what happened.
+
+        :raises RemoteProtocolError: the peer broke HTTP/2. A GOAWAY is queued in :meth:`data_to_send`; write it,
+            then close the connection.
+        """
+        try:
+            raw_events = self._conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self.closed = True
+            raise RemoteProtocolError(f"HTTP/2 protocol error: {exc}") from exc
+        events: list[Event] = []
+        window_changed = False
+        for ev in raw_events:
+            match ev:
+                case h2.events.RequestReceived() | h2.events.ResponseReceived():
+                    assert ev.stream_id is not None and ev.headers is not None
+                    ended = ev.stream_ended is not None
+                    events.append(HeadersReceived(ev.stream_id, decode_headers(ev.headers), ended))
+                case h2.events.DataReceived():
+                    assert ev.stream_id is not None and ev.data is not None
+                    events.append(DataReceived(ev.stream_id, ev.data, ev.flow_controlled_length or 0))
+                case h2.events.TrailersReceived():
+                    assert ev.stream_id is not None and ev.headers is not None
+                    events.append(TrailersReceived(ev.stream_id, decode_headers(ev.headers)))
+                case h2.events.StreamEnded():
+                    assert ev.stream_id is not None
+                    events.append(StreamEnded(ev.stream_id))
+                case h2.events.StreamReset():
+                    assert ev.stream_id is not None
+                    self._outbound.pop(ev.stream_id, None)
+                    events.append(StreamReset(ev.stream_id, int(ev.error_code or 0)))
+                case h2.events.WindowUpdated() | h2.events.RemoteSettingsChanged():
+                    window_changed = True
+                case h2.events.ConnectionTerminated():
+                    self.closed = True
+                    events.append(ConnectionEnded(int(ev.error_code or 0), int(ev.last_stream_id or 0)))
+                case _:
+                    pass  # SETTINGS acks, PINGs (h2 answers them), priority, unknown frames
+        if window_changed:
+            events.extend(self._flush_all())
+        return events
+
+    def acknowledge(self, stream_id: int, flow_length: int) -> None:
+        """Give ``flow_length`` bytes of receive window back to the peer (the body was consumed)."""
+        if flow_length > 0 and self._conn.state_machine.state != h2.connection.ConnectionState.CLOSED:
+            self._conn.acknowledge_received_data(flow_length, stream_id)
+
+    # --- output -------------------------------------------------------------------------------------------------
+
+    def next_stream_id(self) -> int:
+        """Client side: the id to use for a new request."""
+        return int(self._conn.get_next_available_stream_id())
+
+    def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], *, end_stream: bool = False) -> None:
+        """Send a head (pseudo-headers first). Raises ``h2.exceptions.ProtocolError`` for our own bugs only."""
+        self._conn.send_headers(stream_id, headers, end_stream=end_stream)
+        if not end_stream:
+            self._outbound[stream_id] = _Outbound()
+
+    def send_data(self, stream_id: int, data: bytes) -> int:
+        """Queue body bytes; sends what the windows allow now. Returns the bytes still buffered for the stream."""
+        out = self._outbound.get(stream_id)
+        if out is None or out.end:
+            return 0  # reset or already ended: drop
+        if data:
+            out.chunks.append(data)
+            out.size += len(data)
+        self._flush(stream_id, out)
+        return out.size if stream_id in self._outbound else 0
+
+    def end_stream(self, stream_id: int, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Finish our side of the stream after its buffered data, with trailers if given."""
+        out = self._outbound.get(stream_id)
+        if out is None or out.end:
+            return
+        out.end = True
+        out.trailers = trailers or None
+        self._flush(stream_id, out)
+
+    def buffered(self, stream_id: int) -> int:
+        """Bytes queued for ``stream_id`` and not yet sent (waiting for window)."""
+        out = self._outbound.get(stream_id)
+        return out.size if out is not None else 0
+
+    def reset(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
+        """Abort a stream (RST_STREAM) and drop what is buffered for it. Safe on closed streams."""
+        self._outbound.pop(stream_id, None)
+        with contextlib.suppress(h2.exceptions.ProtocolError):  # already closed on both sides
+            self._conn.reset_stream(stream_id, error_code=error_code)
+
+    def stream_open(self, stream_id: int) -> bool:
+        """Whether ``stream_id`` exists and is not closed."""
+        stream = self._conn.streams.get(stream_id)
+        return stream is not None and not stream.closed
+
+    def _flush_all(self) -> list[Event]:
+        events: list[Event] = []
+        for stream_id, out in list(self._outbound.items()):
+            before = out.size
+            self._flush(stream_id, out)
+            if out.size < before or stream_id not in self._outbound:
+                events.append(SendWindowOpened(stream_id, out.size if stream_id in self._outbound else 0))
+        return events
+
+    def _flush(self, stream_id: int, out: _Outbound) -> None:
+        try:
+            while out.chunks:
+                window = min(
+                    self._conn.local_flow_control_window(stream_id),
+                    self._conn.max_outbound_frame_size,
+                )
+                if window <= 0:
+                    return
+                chunk = out.chunks[0]
+                piece, rest = chunk[:window], chunk[window:]
+                if rest:
+                    out.chunks[0] = rest
+                else:
+                    out.chunks.pop(0)
+                out.size -= len(piece)
+                last = out.end and not out.chunks and out.trailers is None
+                self._conn.send_data(stream_id, piece, end_stream=last)
+                if last:
+                    del self._outbound[stream_id]
+                    return
+            if out.end:
+                del self._outbound[stream_id]
+                if out.trailers is not None:
+                    self._conn.send_headers(stream_id, out.trailers, end_stream=True)
+                else:
+                    self._conn.end_stream(stream_id)
+        except h2.exceptions.StreamClosedError:
+            self._outbound.pop(stream_id, None)

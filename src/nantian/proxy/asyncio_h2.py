@@ -1,0 +1,411 @@
+"""The HTTP/2 front end: downstream h2 (ALPN ``h2`` on TLS, prior-knowledge h2c on cleartext) to exchanges.
+
+Every request stream becomes an :class:`~nantian.proxy.exchange.Exchange` handed to
+``listener.current.handle(exchange)`` in its own task. The request body is read with flow control (window given
+back as the core consumes it), the response is written as the stream's window allows, trailers pass both ways,
+a reset from the client cancels that stream's task, and :meth:`H2ServerProtocol.shutdown` drains with GOAWAY.
+
+Wiring (for the runtime): wrap the HTTP/1.1 protocol factory with :func:`negotiating_factory`; it picks HTTP/2 by
+ALPN on TLS listeners and by the connection preface on cleartext ones, and refuses TLS connections that lack a
+required client certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, MutableSet
+
+import attrs
+import h2.errors
+
+from nantian.proxy import _h2, grpc
+from nantian.proxy.asyncio_h2_connection import H2Protocol, H2Stream
+from nantian.proxy.exchange import Exchange, Headers, ListenerRef, RequestHead
+from nantian.proxy.tls import ServerTls, TlsSession
+
+__all__ = [
+    "H2Options",
+    "H2ResponseSink",
+    "H2ServerProtocol",
+    "Http1Factory",
+    "ProtocolSelector",
+    "negotiating_factory",
+    "serve_h2",
+]
+
+log = logging.getLogger(__name__)
+
+Http1Factory = Callable[[TlsSession | None], asyncio.Protocol]
+"""Makes the HTTP/1.1 protocol for one connection; gets the TLS session (``None`` on cleartext)."""
+
+
+@attrs.frozen(kw_only=True)
+class H2Options:
+    """Limits of the downstream HTTP/2 front end."""
+
+    max_concurrent_streams: int = 100
+    initial_window_size: int = 1 << 20
+    max_header_list_size: int = 65536
+    idle_timeout: float = 300.0
+    """Seconds without any open stream before the connection is closed with GOAWAY."""
+    preface_timeout: float = 30.0
+    """Cleartext: seconds a new connection may take to show whether it speaks HTTP/2 or HTTP/1.1."""
+
+
+class H2ResponseSink:
+    """The :class:`~nantian.proxy.exchange.ResponseSink` of one downstream stream.
+
+    For a gRPC request, a non-gRPC answer with a status other than 200 (a local error, or an HTTP error page from
+    the backend) becomes a trailers-only gRPC response (see :mod:`nantian.proxy.grpc`) and its body is dropped.
+    """
+
+    def __init__(self, protocol: H2ServerProtocol, stream: H2Stream, *, grpc_request: bool) -> None:
+        self._protocol = protocol
+        self._stream = stream
+        self._grpc = grpc_request
+        self._started = False
+        self._ended = False
+        self.status: int | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    async def start(self, status: int, headers: Headers) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.status = status
+        stream, core = self._stream, self._protocol.core
+        if stream.broken:
+            return
+        if self._grpc and status != 200 and not any(n == "grpc-status" for n, _ in headers):
+            answer = [(b":status", b"200"), *_h2.outbound_headers(grpc.local_answer(status))]
+            core.send_headers(stream.stream_id, answer, end_stream=True)
+            self._ended = True
+        else:
+            head = [(b":status", str(status).encode()), *_h2.outbound_headers(headers)]
+            core.send_headers(stream.stream_id, head)
+        self._protocol.flush()
+
+    async def send(self, data: bytes) -> None:
+        if not self._ended and data:
+            await self._protocol.send_data(self._stream, data)
+
+    async def end(self, trailers: Headers | None = None) -> None:
+        if not self._started:
+            await self.start(200, [])
+        if not self._ended:
+            self._ended = True
+            self._protocol.end_stream(self._stream, trailers)
+
+    def abort(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._protocol.reset_stream(self._stream, h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+
+def _request_head(headers: Headers, *, client: tuple[str, int] | None, tls: TlsSession | None) -> RequestHead:
+    pseudo: dict[str, str] = {}
+    regular: Headers = []
+    host = None
+    for name, value in headers:
+        if name.startswith(":"):
+            pseudo[name] = value
+        elif name == "host":
+            host = value
+        else:
+            regular.append((name, value))
+    authority = pseudo.get(":authority") or host or ""
+    default_scheme = "https" if tls is not None else "http"
+    return RequestHead(
+        method=pseudo.get(":method", ""),
+        target=pseudo.get(":path", ""),
+        authority=authority,
+        scheme=pseudo.get(":scheme", default_scheme),
+        headers=regular,
+        http_version="2",
+        client=client,
+        sni_section=tls.section if tls is not None else None,
+        sni=tls.server_name if tls is not None else None,
+    )
+
+
+def _content_length(headers: Headers) -> int | None:
+    for name, value in headers:
+        if name == "content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+class H2ServerProtocol(H2Protocol):
+    """A downstream HTTP/2 connection serving ``listener``.
+
+    :param listener: The runtime's handle; ``listener.current`` is read once per stream.
+    :param tls: The TLS session (SNI section, SNI) on TLS listeners.
+    :param connections: A set the runtime uses to find open connections for drain; this connection adds itself
+        on ``connection_made`` and removes itself when lost. Members have :meth:`shutdown`.
+    """
+
+    def __init__(
+        self,
+        listener: ListenerRef,
+        *,
+        tls: TlsSession | None = None,
+        options: H2Options | None = None,
+        connections: MutableSet[object] | None = None,
+    ) -> None:
+        opts = options or H2Options()
+        super().__init__(
+            _h2.H2Core(
+                client_side=False,
+                max_concurrent_streams=opts.max_concurrent_streams,
+                initial_window_size=opts.initial_window_size,
+                max_header_list_size=opts.max_header_list_size,
+            )
+        )
+        self.listener = listener
+        self.tls = tls
+        self.options = opts
+        self._connections = connections
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._idle: asyncio.TimerHandle | None = None
+        self._client: tuple[str, int] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self._client = (str(peer[0]), int(peer[1]))
+        if self._connections is not None:
+            self._connections.add(self)
+        self._arm_idle()
+        log.debug("h2.connection_made listener=%s peer=%s", self.listener.name, self._client)
+
+    def on_lost(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        if self._idle is not None:
+            self._idle.cancel()
+        if self._connections is not None:
+            self._connections.discard(self)
+
+    def shutdown(self) -> None:
+        """Drain: send GOAWAY, finish the streams already open, then close. New streams are refused."""
+        if self.lost:
+            return
+        self.core.goaway()
+        self.flush()
+        if not self._tasks:
+            self.close()
+
+    def on_goaway(self, event: _h2.ConnectionEnded) -> None:
+        if not self._tasks:
+            self.close()
+
+    def on_headers(self, event: _h2.HeadersReceived) -> None:
+        sid = event.stream_id
+        if sid in self.streams:
+            return  # h2 reports trailers separately; a second head cannot happen
+        if self.core.closed:
+            self.core.reset(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        head = _request_head(event.headers, client=self._client, tls=self.tls)
+        stream = H2Stream(self, sid, _content_length(head.headers))
+        if event.end_stream:
+            stream.feed_end()
+        self.streams[sid] = stream
+        sink = H2ResponseSink(self, stream, grpc_request=grpc.is_grpc(head.headers))
+        exchange = Exchange(
+            listener=self.listener.name,
+            head=head,
+            body=stream,
+            response=sink,
+            received_at=asyncio.get_running_loop().time(),
+        )
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._tasks[sid] = asyncio.get_running_loop().create_task(self._serve(exchange, stream, sink))
+
+    async def _serve(self, exchange: Exchange, stream: H2Stream, sink: H2ResponseSink) -> None:
+        try:
+            if exchange.head.method == "CONNECT":
+                await sink.start(501, [("content-type", "text/plain")])
+                await sink.send(b"CONNECT is not supported\n")
+                await sink.end()
+            else:
+                await self.listener.current.handle(exchange)
+            if not sink.ended:
+                log.error("h2.response_not_ended listener=%s stream=%d", self.listener.name, stream.stream_id)
+                sink.abort()
+        except asyncio.CancelledError:
+            if not sink.ended and not stream.broken:
+                self.reset_stream(stream)
+            raise
+        except Exception:
+            log.error("h2.handler_failed listener=%s stream=%d", self.listener.name, stream.stream_id, exc_info=True)
+            sink.abort()
+        finally:
+            self._stream_done(stream)
+
+    def _stream_done(self, stream: H2Stream) -> None:
+        sid = stream.stream_id
+        self._tasks.pop(sid, None)
+        self.streams.pop(sid, None)
+        if not stream.ended and not stream.broken:
+            # We answered before the request body ended: tell the client to stop sending it (RFC 9113 8.1).
+            self.core.reset(sid, h2.errors.ErrorCodes.NO_ERROR)
+            self.flush()
+        stream.discard()
+        if self._tasks:
+            return
+        if self.core.closed:
+            self.close()
+        else:
+            self._arm_idle()
+
+    def on_reset(self, stream: H2Stream) -> None:
+        task = self._tasks.get(stream.stream_id)
+        if task is not None:
+            task.cancel()
+
+    def _arm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self.options.idle_timeout > 0 and not self.lost:
+            self._idle = asyncio.get_running_loop().call_later(self.options.idle_timeout, self._idle_expired)
+
+    def _idle_expired(self) -> None:
+        self._idle = None
+        if not self._tasks:
+            log.debug("h2.idle_timeout listener=%s peer=%s", self.listener.name, self._client)
+            self.shutdown()
+
+
+def serve_h2(
+    transport: asyncio.Transport,
+    listener: ListenerRef,
+    *,
+    initial_data: bytes = b"",
+    tls: TlsSession | None = None,
+    options: H2Options | None = None,
+    connections: MutableSet[object] | None = None,
+) -> H2ServerProtocol:
+    """Take over an accepted connection as HTTP/2: installs the protocol on ``transport`` and feeds it the bytes
+    already read (``initial_data``, e.g. the connection preface a sniffing protocol consumed)."""
+    protocol = H2ServerProtocol(listener, tls=tls, options=options, connections=connections)
+    transport.set_protocol(protocol)
+    protocol.connection_made(transport)
+    if initial_data:
+        protocol.data_received(initial_data)
+    return protocol
+
+
+class ProtocolSelector(asyncio.Protocol):
+    """The first protocol of every accepted connection: picks HTTP/2 or HTTP/1.1, then steps aside.
+
+    TLS (``server_tls`` set): asyncio calls ``connection_made`` after the handshake; the selector inspects the
+    session, closes it if a required client certificate is missing, and picks HTTP/2 when ALPN chose ``h2``.
+    Cleartext: it reads until the bytes either are the HTTP/2 preface (prior knowledge) or cannot be, then hands
+    the connection and the bytes read so far to the chosen protocol.
+    """
+
+    def __init__(
+        self,
+        http1_factory: Http1Factory,
+        listener: ListenerRef,
+        *,
+        server_tls: ServerTls | None = None,
+        options: H2Options | None = None,
+        connections: MutableSet[object] | None = None,
+    ) -> None:
+        self._http1_factory = http1_factory
+        self._listener = listener
+        self._server_tls = server_tls
+        self._options = options
+        self._connections = connections
+        self._transport: asyncio.Transport | None = None
+        self._buffer = b""
+        self._session: TlsSession | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if self._server_tls is None:
+            timeout = (self._options or H2Options()).preface_timeout
+            self._timer = asyncio.get_running_loop().call_later(timeout, transport.abort)
+            return
+        session = self._server_tls.inspect(transport.get_extra_info("ssl_object"))
+        if session.refused is not None:
+            log.debug("tls.refused listener=%s reason=%s", self._listener.name, session.refused)
+            transport.abort()
+            return
+        self._session = session
+        if session.alpn == "h2":
+            serve_h2(transport, self._listener, tls=session, options=self._options, connections=self._connections)
+        else:
+            self._to_http1(b"")
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        n = min(len(self._buffer), len(_h2.PREFACE))
+        if self._buffer[:n] != _h2.PREFACE[:n]:
+            self._to_http1(self._buffer)
+        elif n == len(_h2.PREFACE):
+            assert self._transport is not None
+            self._cancel_timer()
+            serve_h2(
+                self._transport,
+                self._listener,
+                initial_data=self._buffer,
+                options=self._options,
+                connections=self._connections,
+            )
+
+    def eof_received(self) -> bool | None:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _to_http1(self, initial: bytes) -> None:
+        assert self._transport is not None
+        self._cancel_timer()
+        protocol = self._http1_factory(self._session)
+        self._transport.set_protocol(protocol)
+        protocol.connection_made(self._transport)
+        if initial:
+            protocol.data_received(initial)
+
+
+def negotiating_factory(
+    http1_factory: Http1Factory,
+    listener: ListenerRef,
+    *,
+    server_tls: ServerTls | None = None,
+    options: H2Options | None = None,
+    connections: MutableSet[object] | None = None,
+) -> Callable[[], asyncio.Protocol]:
+    """The protocol factory for ``loop.create_server`` on an HTTP or HTTPS listener: HTTP/2 or HTTP/1.1 per
+    connection (see :class:`ProtocolSelector`). On HTTPS pass ``ssl=server_tls.context`` to ``create_server``
+    and the same ``server_tls`` here; ``http1_factory`` then receives the :class:`TlsSession` (``sni_section``
+    for 421 detection)."""
+
+    def factory() -> asyncio.Protocol:
+        return ProtocolSelector(
+            http1_factory, listener, server_tls=server_tls, options=options, connections=connections
+        )
+
+    return factory
