@@ -27,3 +27,19 @@ def nantian_resource_source(url: str) -> ResourceSource | None:
     if "://" not in url and ":" not in url and Path(url).is_dir():
         return FileSource(Path(url))
     return None
+
+
+if TYPE_CHECKING:
+    from nantian.xds.transport import Transport
+
+
+@hookimpl(trylast=True)
+def nantian_transport(name: str) -> Transport | None:
+    """``inprocess`` (the store feeds the proxy runtime directly) and ``grpc`` (gateway.control.v1)."""
+    from nantian.xds.transport import GrpcTransport, InProcessTransport
+
+    if name == "inprocess":
+        return InProcessTransport()
+    if name == "grpc":
+        return GrpcTransport()
+    return None

@@ -1,0 +1,143 @@
+"""IR <-> gateway.control.v1 messages: typed envelopes whose body is the IR codec's canonical JSON.
+
+The only module of :mod:`nantian.xds` that knows both the IR codec and the protobuf types. Decoding never
+trusts the peer: a wrong type, schema version or body raises :class:`~nantian.errors.ConfigRejected` with
+the resource named, so a data plane can Nack it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import cattrs
+
+from nantian import _protogen
+from nantian.errors import ConfigRejected
+from nantian.ir import SCHEMA_VERSION, Delta, Resource, ResourceKey, ResourceType, Snapshot, dumps, loads
+from nantian.ir.snapshot import CLASSES, resource_type
+from nantian.xds.status import Health, ListenerReport, StatusReport
+
+_protogen.ensure()
+
+from nantian._proto.gateway.control.v1 import config_pb2 as pb  # noqa: E402
+from nantian._proto.gateway.control.v1 import config_pb2_grpc as pb_grpc  # noqa: E402
+
+__all__ = [
+    "decode_delta",
+    "decode_resource",
+    "decode_snapshot",
+    "decode_status",
+    "encode_delta",
+    "encode_resource",
+    "encode_snapshot",
+    "encode_status",
+    "pb",
+    "pb_grpc",
+]
+
+
+def encode_resource(resource: Resource) -> pb.Resource:
+    """One IR resource as an envelope."""
+    return pb.Resource(
+        type=resource_type(resource).value, name=resource.name, schema_version=SCHEMA_VERSION, body=dumps(resource)
+    )
+
+
+def decode_resource(envelope: pb.Resource) -> Resource:
+    """The IR resource in ``envelope``. Raises :class:`ConfigRejected` naming it when it cannot be read."""
+    where = f"{envelope.type or '?'} {envelope.name!r}"
+    if envelope.schema_version != SCHEMA_VERSION:
+        raise ConfigRejected(f"{where}: schema {envelope.schema_version!r} is not {SCHEMA_VERSION!r}")
+    try:
+        cls = CLASSES[ResourceType(envelope.type)]
+    except ValueError:
+        raise ConfigRejected(f"{where}: unknown resource type") from None
+    try:
+        resource = loads(envelope.body, cls)
+    except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
+        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
+        raise ConfigRejected(f"{where}: cannot decode: {detail}") from exc
+    if resource.name != envelope.name:
+        raise ConfigRejected(f"{where}: body names {resource.name!r}")
+    return resource
+
+
+def _decode_all(envelopes: Iterable[pb.Resource]) -> list[Resource]:
+    return [decode_resource(e) for e in envelopes]
+
+
+def encode_snapshot(snapshot: Snapshot, nonce: str = "") -> pb.Snapshot:
+    """A full snapshot message."""
+    resources: Sequence[Resource] = (*snapshot.listeners, *snapshot.clusters, *snapshot.secrets)
+    return pb.Snapshot(version=snapshot.version, nonce=nonce, resources=[encode_resource(r) for r in resources])
+
+
+def decode_snapshot(message: pb.Snapshot) -> Snapshot:
+    """The IR snapshot in ``message``; its content must hash to the version it claims."""
+    snapshot = Snapshot.from_resources(_decode_all(message.resources))
+    if len(snapshot.resources()) != len(message.resources):
+        raise ConfigRejected("snapshot holds duplicate resource names")
+    if snapshot.version != message.version:
+        raise ConfigRejected(f"snapshot content has version {snapshot.version}, message says {message.version}")
+    return snapshot
+
+
+def encode_delta(delta: Delta, nonce: str = "") -> pb.Delta:
+    """A delta message."""
+    return pb.Delta(
+        base_version=delta.base_version,
+        version=delta.version,
+        nonce=nonce,
+        upserts=[encode_resource(r) for r in delta.upserts],
+        removals=[pb.ResourceKey(type=t.value, name=n) for t, n in delta.removals],
+    )
+
+
+def decode_delta(message: pb.Delta) -> Delta:
+    """The IR delta in ``message`` (not yet applied to anything)."""
+    removals: list[ResourceKey] = []
+    for key in message.removals:
+        try:
+            removals.append((ResourceType(key.type), key.name))
+        except ValueError:
+            raise ConfigRejected(f"removal of unknown resource type {key.type!r}") from None
+    return Delta(
+        base_version=message.base_version,
+        version=message.version,
+        upserts=tuple(_decode_all(message.upserts)),
+        removals=tuple(removals),
+    )
+
+
+_HEALTH = {
+    Health.SERVING: pb.HEALTH_SERVING,
+    Health.DEGRADED: pb.HEALTH_DEGRADED,
+    Health.NOT_SERVING: pb.HEALTH_NOT_SERVING,
+}
+_HEALTH_BACK = {v: k for k, v in _HEALTH.items()}
+
+
+def encode_status(report: StatusReport) -> pb.StatusReport:
+    """A status report message."""
+    return pb.StatusReport(
+        version=report.version or "",
+        health=_HEALTH[report.health],
+        listeners=[
+            pb.ListenerStatus(name=x.name, address=x.address, port=x.port, bound=x.bound, error=x.error or "")
+            for x in report.listeners
+        ],
+        counters=dict(report.counters),
+    )
+
+
+def decode_status(message: pb.StatusReport) -> StatusReport:
+    """The report in ``message``; unknown health values read as ``NOT_SERVING``."""
+    return StatusReport(
+        version=message.version or None,
+        health=_HEALTH_BACK.get(message.health, Health.NOT_SERVING),
+        listeners=tuple(
+            ListenerReport(name=x.name, address=x.address, port=x.port, bound=x.bound, error=x.error or None)
+            for x in message.listeners
+        ),
+        counters=dict(message.counters),
+    )

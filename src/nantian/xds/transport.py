@@ -1,0 +1,285 @@
+"""Transports: how snapshots in a :class:`SnapshotStore` reach a :class:`ConfigConsumer`.
+
+A :class:`Transport` makes the two ends: :meth:`Transport.server` on the control plane (serving a store)
+and :meth:`Transport.client` on the data plane (driving a consumer). Plugins provide transports through the
+``nantian_transport(name)`` hook; the built-ins are ``inprocess`` (:class:`InProcessTransport`, both ends in one
+process: the store feeds the consumer directly) and ``grpc`` (:class:`GrpcTransport`, gateway.control.v1).
+:func:`nantian.testing.transport.check_transport` checks a transport's behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+import prometheus_client
+
+from nantian.errors import ConfigRejected
+from nantian.ir import Snapshot
+from nantian.xds._session import (
+    Accepted,
+    AckReceived,
+    Command,
+    ConfigChanged,
+    HelloReceived,
+    NackReceived,
+    Rejected,
+    SendDelta,
+    SendSnapshot,
+    ServerSession,
+)
+from nantian.xds.consumer import ConfigConsumer, status_of
+from nantian.xds.registry import NodeRegistry
+from nantian.xds.store import SnapshotStore
+from nantian.xds.tls import ClientTls, ServerTls
+
+__all__ = [
+    "ClientOptions",
+    "GrpcTransport",
+    "InProcessClient",
+    "InProcessServer",
+    "InProcessTransport",
+    "ServerOptions",
+    "Transport",
+    "TransportClient",
+    "TransportServer",
+]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class ServerOptions:
+    """The control plane's end. ``address`` is ``host:port`` for network transports (port 0 picks one)."""
+
+    address: str = "127.0.0.1:0"
+    tls: ServerTls | None = None
+    registry: NodeRegistry = attrs.field(factory=NodeRegistry, eq=False)
+    metrics_registry: prometheus_client.CollectorRegistry | None = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class ClientOptions:
+    """The data plane's end: who it is, which Gateways it serves (all when empty), where the server is."""
+
+    node_id: str
+    address: str = ""
+    gateways: tuple[str, ...] = ()
+    tls: ClientTls | None = None
+    snapshot: Snapshot | None = None
+    """The configuration the consumer already serves, if any (a returning node asks only for a delta)."""
+
+
+class TransportServer(Protocol):
+    """Serves a store to data planes until stopped."""
+
+    @property
+    def address(self) -> str:
+        """Where clients connect (``host:port`` with the bound port once started)."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class TransportClient(Protocol):
+    """Feeds a consumer from a server until closed; keeps the last good configuration on any failure."""
+
+    @property
+    def version(self) -> str | None:
+        """Version of the last good (applied and acknowledged) configuration."""
+        ...
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last refused configuration was refused."""
+        ...
+
+    async def run(self) -> None:
+        """Stream configuration until :meth:`close`; run it as a task."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def wait_for(self, condition: Callable[[], bool]) -> None:
+        """Return once ``condition()`` holds, checked on every state change (bound it with ``asyncio.timeout``)."""
+        ...
+
+
+class Transport(Protocol):
+    """Makes the two ends of one way of moving snapshots."""
+
+    name: str
+
+    def server(self, store: SnapshotStore, options: ServerOptions) -> TransportServer: ...
+
+    def client(self, consumer: ConfigConsumer, options: ClientOptions) -> TransportClient: ...
+
+
+# --- grpc ------------------------------------------------------------------------------------------
+class GrpcTransport:
+    """gateway.control.v1 over gRPC: :class:`~nantian.xds.server.XdsServer` and
+    :class:`~nantian.xds.client.XdsClient`."""
+
+    name = "grpc"
+
+    def server(self, store: SnapshotStore, options: ServerOptions) -> TransportServer:
+        from nantian.xds.server import XdsServer
+
+        return XdsServer(
+            store,
+            address=options.address,
+            tls=options.tls,
+            registry=options.registry,
+            metrics_registry=options.metrics_registry,
+        )
+
+    def client(self, consumer: ConfigConsumer, options: ClientOptions) -> TransportClient:
+        from nantian.xds.client import XdsClient
+
+        if not options.address:
+            raise ValueError("the grpc transport needs the control plane's address (host:port)")
+        return XdsClient(
+            options.address,
+            consumer,
+            node_id=options.node_id,
+            gateways=options.gateways,
+            tls=options.tls,
+            snapshot=options.snapshot,
+        )
+
+
+# --- in-process ------------------------------------------------------------------------------------
+class InProcessServer:
+    """The in-process end of a store: nothing to bind."""
+
+    def __init__(self, store: SnapshotStore, registry: NodeRegistry) -> None:
+        self.store = store
+        self.registry = registry
+
+    @property
+    def address(self) -> str:
+        return "inprocess"
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class InProcessClient:
+    """Applies the store's snapshots to the consumer directly, with the same ack/nack rules as a stream.
+
+    A refused snapshot is recorded as a Nack in the registry and not retried; the consumer keeps the last
+    good one; a newer snapshot is applied as usual.
+    """
+
+    def __init__(self, server: InProcessServer, consumer: ConfigConsumer, options: ClientOptions) -> None:
+        self._server = server
+        self.consumer = consumer
+        self.options = options
+        self.snapshot = options.snapshot
+        self.last_error: str | None = None
+        self.applied = 0
+        self.rejected = 0
+        self._changed = asyncio.Condition()
+        self._closed = asyncio.Event()
+
+    @property
+    def version(self) -> str | None:
+        return None if self.snapshot is None else self.snapshot.version
+
+    async def close(self) -> None:
+        self._closed.set()
+
+    async def wait_for(self, condition: Callable[[], bool]) -> None:
+        async with self._changed:
+            await self._changed.wait_for(condition)
+
+    async def run(self) -> None:
+        store, registry = self._server.store, self._server.registry
+        gateways = frozenset(self.options.gateways)
+        session = ServerSession()
+        record = registry.connect(
+            self.options.node_id, gateways=tuple(sorted(gateways)), peer="inprocess", transport="inprocess"
+        )
+        try:
+            held = self.snapshot
+            commands = session.handle(HelloReceived(self.options.node_id, gateways, held.version if held else "", held))
+            generation = store.generation
+            closed = asyncio.create_task(self._closed.wait())
+            try:
+                while not self._closed.is_set():
+                    view = store.view(gateways)
+                    if view is not None:
+                        commands += session.handle(ConfigChanged(view))
+                    while commands:
+                        command, *commands = commands
+                        commands += await self._execute(command, session, registry, record)
+                    waiter = asyncio.create_task(store.wait(generation))
+                    await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    if not waiter.done():
+                        waiter.cancel()
+                        break
+                    generation = waiter.result()
+            finally:
+                closed.cancel()
+        finally:
+            registry.disconnect(record)
+
+    async def _execute(
+        self, command: Command, session: ServerSession, registry: NodeRegistry, record: object
+    ) -> list[Command]:
+        from nantian.xds.registry import NodeRecord
+
+        assert isinstance(record, NodeRecord)
+        match command:
+            case SendSnapshot(snapshot, nonce) | SendDelta(_, snapshot, nonce):
+                registry.sent(record, snapshot.version, 0)
+                try:
+                    await self.consumer.apply(snapshot)
+                except ConfigRejected as exc:
+                    detail = str(exc)
+                    self.last_error = detail
+                    self.rejected += 1
+                    log.warning(
+                        "inprocess.rejected version=%s serving=%s detail=%s", snapshot.version, self.version, detail
+                    )
+                    event: AckReceived | NackReceived = NackReceived(snapshot.version, nonce, detail)
+                else:
+                    self.snapshot = snapshot
+                    self.applied += 1
+                    log.info("inprocess.applied version=%s", snapshot.version)
+                    event = AckReceived(snapshot.version, nonce)
+                registry.reported(record, status_of(self.consumer, self.version))
+                async with self._changed:
+                    self._changed.notify_all()
+                return session.handle(event)
+            case Accepted(version):
+                registry.acked(record, version)
+            case Rejected(version, detail, _):
+                registry.nacked(record, version, detail)
+        return []
+
+
+class InProcessTransport:
+    """Both ends in one process (``nantian standalone``): make the server first, then the client."""
+
+    name = "inprocess"
+
+    def __init__(self) -> None:
+        self._server: InProcessServer | None = None
+
+    def server(self, store: SnapshotStore, options: ServerOptions) -> TransportServer:
+        self._server = InProcessServer(store, options.registry)
+        return self._server
+
+    def client(self, consumer: ConfigConsumer, options: ClientOptions) -> TransportClient:
+        if self._server is None:
+            raise ValueError("make the in-process transport's server (the store's end) before its client")
+        return InProcessClient(self._server, consumer, options)
