@@ -1,0 +1,191 @@
+"""From YAML/JSON documents to typed objects: :func:`parse_object`, :func:`parse_documents`.
+
+Parsing applies what the API server would: CRD defaults (as attrs defaults of the classes), ``null``
+fields dropped, ``stringData`` merged into a Secret's ``data``, and ``default`` as the namespace of a
+namespaced object that names none (as ``kubectl apply`` does). Bad data raises
+:class:`~nantian.errors.ParseError` and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cattrs
+import yaml
+
+from nantian.errors import ParseError
+from nantian.resources._convert import WrongType, converter, error_lines
+from nantian.resources.core import Secret
+from nantian.resources.kinds import KubeObject, UnknownObject, class_for
+from nantian.resources.meta import ObjectMeta, ObjectRef
+
+__all__ = ["YAMLSyntaxError", "parse_documents", "parse_object"]
+
+log = logging.getLogger(__name__)
+
+_STRUCTURE_ERRORS = (cattrs.BaseValidationError, WrongType, ValueError, TypeError, KeyError)
+
+
+@attrs.frozen
+class _MetadataOnly:
+    metadata: ObjectMeta
+
+
+class YAMLSyntaxError(ParseError):
+    """The text is not YAML (or JSON) at all; documents after the error could not be read."""
+
+
+class _Loader(yaml.CSafeLoader):
+    """CSafeLoader without the timestamp resolver: ``creationTimestamp`` stays the string written."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _drop_nulls(value: Any) -> Any:
+    """Remove ``null`` map values everywhere, as the API server prunes them before defaulting."""
+    if isinstance(value, Mapping):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def _describe(doc: Mapping[str, Any]) -> str:
+    kind = doc.get("kind") if isinstance(doc.get("kind"), str) else "<unknown kind>"
+    metadata = doc.get("metadata")
+    name, namespace = "<unnamed>", ""
+    if isinstance(metadata, Mapping):
+        if isinstance(metadata.get("name"), str):
+            name = metadata["name"]
+        if isinstance(metadata.get("namespace"), str):
+            namespace = metadata["namespace"]
+    return str(ObjectRef(str(kind), namespace, name))
+
+
+def _prepare(cls: type[Any], doc: dict[str, Any]) -> dict[str, Any]:
+    metadata = doc.get("metadata")
+    if isinstance(metadata, Mapping):
+        metadata = dict(metadata)
+        if cls.NAMESPACED:
+            metadata.setdefault("namespace", "default")
+            if metadata["namespace"] == "":
+                metadata["namespace"] = "default"
+        else:
+            metadata.pop("namespace", None)
+        doc["metadata"] = metadata
+    if cls is Secret and isinstance(doc.get("stringData"), Mapping):
+        data = dict(doc["data"]) if isinstance(doc.get("data"), Mapping) else {}
+        for key, value in doc["stringData"].items():
+            data[key] = base64.b64encode(value.encode()).decode("ascii") if isinstance(value, str) else value
+        doc["data"] = data
+    return doc
+
+
+def parse_object(doc: Mapping[str, Any]) -> KubeObject:
+    """Parse one Kubernetes object.
+
+    Kinds (or ``apiVersion`` versions) nantian does not use become :class:`UnknownObject`.
+
+    :raises ParseError: ``errors`` holds one ``message @ field.path`` line per problem.
+    """
+    if not isinstance(doc, Mapping):
+        raise ParseError("<document>", [f"expected object, got {type(doc).__name__}"])
+    ref = _describe(doc)
+    api_version, kind = doc.get("apiVersion"), doc.get("kind")
+    problems = [
+        f"expected non-empty string @ {field}"
+        for field, value in (("apiVersion", api_version), ("kind", kind))
+        if not isinstance(value, str) or not value
+    ]
+    if problems:
+        raise ParseError(ref, problems)
+    assert isinstance(api_version, str) and isinstance(kind, str)
+    clean = _drop_nulls(doc)
+    cls = class_for(api_version, kind)
+    try:
+        if cls is None:
+            meta = converter.structure(clean, _MetadataOnly).metadata
+            return UnknownObject(api_version=api_version, kind=kind, metadata=meta, body=doc)
+        obj: KubeObject = converter.structure(_prepare(cls, clean), cls)
+    except cattrs.BaseValidationError as exc:
+        raise ParseError(ref, error_lines(exc)) from None
+    except _STRUCTURE_ERRORS as exc:
+        raise ParseError(ref, [f"{exc} @ <root>"]) from None
+    return obj
+
+
+def _items_lines(node: yaml.Node | None, count: int, default: int) -> list[int]:
+    lines = [default] * count
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if getattr(key, "value", None) == "items" and isinstance(value, yaml.SequenceNode):
+                for i, item in enumerate(value.value[:count]):
+                    lines[i] = item.start_mark.line + 1
+    return lines
+
+
+def _add(
+    data: Any,
+    node: yaml.Node | None,
+    line: int,
+    source: str,
+    objects: list[tuple[KubeObject, Mapping[str, Any]]],
+    errors: list[ParseError],
+) -> None:
+    if data is None:
+        return
+    if isinstance(data, Mapping) and isinstance(data.get("kind"), str) and data["kind"].endswith("List"):
+        items = data.get("items")
+        if isinstance(items, list) and class_for(str(data.get("apiVersion", "")), data["kind"]) is None:
+            for item, item_line in zip(items, _items_lines(node, len(items), line), strict=True):
+                _add(item, None, item_line, source, objects, errors)
+            return
+    try:
+        objects.append((parse_object(data), data))
+    except ParseError as exc:
+        errors.append(ParseError(exc.ref, exc.errors, source=f"{source}:{line}"))
+
+
+def parse_documents(text: str, source: str) -> tuple[list[tuple[KubeObject, Mapping[str, Any]]], list[ParseError]]:
+    """Parse a multi-document YAML stream (or a JSON document), ``kind: List`` documents expanded.
+
+    Each :class:`ParseError` carries ``source`` = ``file:line`` of its document. A YAML syntax error
+    (:class:`YAMLSyntaxError`) ends the stream: documents before it are returned, none after.
+
+    :param source: Name of the input in messages (a file path, ``-`` for stdin).
+    """
+    objects: list[tuple[KubeObject, Mapping[str, Any]]] = []
+    errors: list[ParseError] = []
+    if source.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            line = getattr(exc, "lineno", 1)
+            errors.append(YAMLSyntaxError(source, [f"invalid JSON: {exc}"], source=f"{source}:{line}"))
+        else:
+            _add(data, None, 1, source, objects, errors)
+        return objects, errors
+    loader = _Loader(text)
+    line = 1
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            line = node.start_mark.line + 1 if node is not None else line
+            _add(loader.construct_document(node), node, line, source, objects, errors)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        err_line = mark.line + 1 if mark is not None else line
+        problem = getattr(exc, "problem", None) or str(exc)
+        errors.append(YAMLSyntaxError(source, [f"invalid YAML: {problem}"], source=f"{source}:{err_line}"))
+    finally:
+        loader.dispose()
+    return objects, errors
