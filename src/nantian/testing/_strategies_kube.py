@@ -1,0 +1,618 @@
+"""Hypothesis strategies for Gateway API resource sets as Kubernetes-shaped documents (plain dicts).
+
+Names come from small fixed pools (:data:`NAMESPACES`, :data:`GATEWAYS`, :data:`SERVICES`, ...) so references
+between generated objects often resolve and sometimes do not: missing Services, Gateways and Secrets,
+cross-namespace references with and without a ReferenceGrant, listeners that do not admit a route.
+Re-exported by :mod:`nantian.testing.strategies`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from hypothesis import strategies as st
+
+from nantian.testing._strategies_pem import CERT_HOSTS, tls_secret_data
+
+__all__ = [
+    "GATEWAYS",
+    "GATEWAY_API",
+    "HOSTNAMES",
+    "NAMESPACES",
+    "OTHER_CONTROLLER",
+    "OUR_CONTROLLER",
+    "ROUTES",
+    "SECRETS",
+    "SERVICES",
+    "SERVICE_PORTS",
+    "documents",
+    "gateway_class_documents",
+    "gateway_documents",
+    "grpc_route_documents",
+    "http_route_documents",
+    "json_values",
+    "malformed_documents",
+    "namespace_documents",
+    "reference_grant_documents",
+    "secret_documents",
+    "service_documents",
+    "tcp_route_documents",
+]
+
+Doc = dict[str, Any]
+T = TypeVar("T")
+
+GATEWAY_API = "gateway.networking.k8s.io"
+OUR_CONTROLLER = "nantian.io/gateway-controller"
+"""The controller name :func:`documents` gives "our" GatewayClass (``nantian``) unless told otherwise."""
+OTHER_CONTROLLER = "example.com/other-controller"
+NAMESPACES = ("default", "team-a", "team-b", "infra")
+GATEWAYS = ("gw-1", "gw-2", "gw-3")
+SERVICES = ("svc-1", "svc-2", "svc-3")
+SERVICE_PORTS = (80, 8080)
+SECRETS = ("tls-1", "tls-2")
+ROUTES = ("route-1", "route-2", "route-3", "route-4")
+HOSTNAMES = ("example.com", "a.example.com", "x.a.example.com", "b.example.com", "*.example.com", "*.a.example.com")
+"""Hostnames listeners and routes pick from: exact names, wildcards, and names under wildcards."""
+_LISTENER_PORTS = (80, 443, 8080, 8443)
+_BAD_PORTS: tuple[Any, ...] = (0, -1, 65536, 100000, "http", 80.5, None, True)
+_LABEL_SETS: tuple[dict[str, str], ...] = ({}, {"team": "a"}, {"team": "b"}, {"shared": "true"})
+_GROUP_KIND = {"HTTPRoute": GATEWAY_API, "GRPCRoute": GATEWAY_API, "TCPRoute": GATEWAY_API, "TLSRoute": GATEWAY_API}
+_ROUTE_KINDS_BY_PROTOCOL = {
+    "HTTP": ("HTTPRoute", "GRPCRoute"),
+    "HTTPS": ("HTTPRoute", "GRPCRoute"),
+    "TLS": ("TLSRoute",),
+    "TCP": ("TCPRoute",),
+    "UDP": ("UDPRoute",),
+}
+
+
+def _meta(name: str, namespace: str | None = None, **extra: Any) -> Doc:
+    meta: Doc = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    meta.update(extra)
+    return meta
+
+
+def _maybe(draw: st.DrawFn, value: T) -> T | None:
+    return value if draw(st.booleans()) else None
+
+
+def _put(target: Doc, key: str, value: Any) -> None:
+    if value is not None:
+        target[key] = value
+
+
+# --- core objects ------------------------------------------------------------------------------------------
+
+
+@st.composite
+def namespace_documents(draw: st.DrawFn, name: str | None = None) -> Doc:
+    """A Namespace from :data:`NAMESPACES` with some labels (selectors in allowedRoutes pick on them)."""
+    ns = name if name is not None else draw(st.sampled_from(NAMESPACES))
+    labels = {"kubernetes.io/metadata.name": ns, **draw(st.sampled_from(_LABEL_SETS))}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, labels=labels)}
+
+
+@st.composite
+def service_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> list[Doc]:
+    """A Service (ports from :data:`SERVICE_PORTS`) and zero or one EndpointSlice for it."""
+    svc = name if name is not None else draw(st.sampled_from(SERVICES))
+    ns = namespace if namespace is not None else draw(st.sampled_from(NAMESPACES))
+    ports = draw(st.lists(st.sampled_from(SERVICE_PORTS), min_size=1, max_size=2, unique=True))
+    service: Doc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(svc, ns),
+        "spec": {
+            "selector": {"app": svc},
+            "ports": [{"name": f"p{p}", "port": p, "protocol": "TCP", "targetPort": 3000 + p} for p in ports],
+        },
+    }
+    docs = [service]
+    if draw(st.booleans()):
+        count = draw(st.integers(min_value=0, max_value=3))
+        endpoints = [
+            {
+                "addresses": [f"10.{NAMESPACES.index(ns)}.{SERVICES.index(svc) if svc in SERVICES else 9}.{i + 1}"],
+                "conditions": {"ready": draw(st.booleans()) or i == 0},
+            }
+            for i in range(count)
+        ]
+        docs.append(
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": _meta(f"{svc}-abcde", ns, labels={"kubernetes.io/service-name": svc}),
+                "addressType": "IPv4",
+                "endpoints": endpoints,
+                "ports": [{"name": f"p{p}", "port": 3000 + p, "protocol": "TCP"} for p in ports],
+            }
+        )
+    return docs
+
+
+@st.composite
+def secret_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> Doc:
+    """A ``kubernetes.io/tls`` Secret holding a real certificate and key (one of a few, made once per process)."""
+    secret = name if name is not None else draw(st.sampled_from(SECRETS))
+    ns = namespace if namespace is not None else draw(st.sampled_from(NAMESPACES))
+    index = draw(st.integers(min_value=0, max_value=len(CERT_HOSTS) - 1))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(secret, ns),
+        "type": "kubernetes.io/tls",
+        "data": tls_secret_data(index),
+    }
+
+
+# --- Gateway API: classes and gateways ---------------------------------------------------------------------
+
+
+def gateway_class_documents(controller_name: str = OUR_CONTROLLER) -> list[Doc]:
+    """Two GatewayClasses: ``nantian`` (``controller_name``) and ``other`` (another implementation's)."""
+    return [
+        {
+            "apiVersion": f"{GATEWAY_API}/v1",
+            "kind": "GatewayClass",
+            "metadata": _meta(name),
+            "spec": {"controllerName": controller},
+        }
+        for name, controller in (("nantian", controller_name), ("other", OTHER_CONTROLLER))
+    ]
+
+
+@st.composite
+def _allowed_routes(draw: st.DrawFn, protocol: str) -> Doc | None:
+    choice = draw(st.sampled_from(["absent", "Same", "All", "Selector"]))
+    if choice == "absent":
+        return None
+    namespaces: Doc = {"from": choice}
+    if choice == "Selector":
+        key, value = draw(st.sampled_from([("team", "a"), ("team", "b"), ("shared", "true")]))
+        namespaces["selector"] = {"matchLabels": {key: value}}
+    allowed: Doc = {"namespaces": namespaces}
+    if draw(st.integers(min_value=0, max_value=3)) == 0:
+        kinds = draw(
+            st.lists(
+                st.sampled_from([*_ROUTE_KINDS_BY_PROTOCOL[protocol], "TCPRoute", "HTTPRoute"]),
+                min_size=1,
+                max_size=2,
+                unique=True,
+            )
+        )
+        allowed["kinds"] = [{"group": GATEWAY_API, "kind": k} for k in kinds]
+    return allowed
+
+
+@st.composite
+def _listener(draw: st.DrawFn, name: str, namespace: str) -> Doc:
+    protocol = draw(st.sampled_from(["HTTP", "HTTP", "HTTPS", "TLS", "TCP", "UDP"]))
+    listener: Doc = {"name": name, "port": draw(st.sampled_from(_LISTENER_PORTS)), "protocol": protocol}
+    if protocol in ("HTTP", "HTTPS", "TLS"):
+        _put(listener, "hostname", _maybe(draw, draw(st.sampled_from(HOSTNAMES))))
+    if protocol in ("HTTPS", "TLS"):
+        mode = "Passthrough" if protocol == "TLS" and draw(st.booleans()) else "Terminate"
+        tls: Doc = {"mode": mode} if draw(st.booleans()) or mode == "Passthrough" else {}
+        if mode == "Terminate":
+            refs = []
+            for _ in range(draw(st.integers(min_value=0 if protocol == "TLS" else 1, max_value=2))):
+                ref: Doc = {"name": draw(st.sampled_from([*SECRETS, "missing-secret"]))}
+                if draw(st.integers(min_value=0, max_value=3)) == 0:
+                    ref["namespace"] = draw(st.sampled_from(NAMESPACES))
+                if draw(st.booleans()):
+                    ref.update(group="", kind="Secret")
+                refs.append(ref)
+            tls["certificateRefs"] = refs
+        listener["tls"] = tls
+    _put(listener, "allowedRoutes", draw(_allowed_routes(protocol)))
+    return listener
+
+
+@st.composite
+def gateway_documents(
+    draw: st.DrawFn, name: str | None = None, namespace: str | None = None, *, max_listeners: int = 4
+) -> Doc:
+    """A Gateway of class ``nantian``, ``other`` or a missing class, with 1..``max_listeners`` listeners.
+
+    Listeners: HTTP/HTTPS/TLS/TCP/UDP on a few ports, with or without hostnames (wildcards included), TLS
+    certificateRefs (present, missing, cross-namespace), allowedRoutes Same/All/Selector (and sometimes kinds).
+    Listener names are unique; ports and hostnames may conflict, as users write them.
+    """
+    gw = name if name is not None else draw(st.sampled_from(GATEWAYS))
+    ns = namespace if namespace is not None else draw(st.sampled_from(NAMESPACES))
+    count = draw(st.integers(min_value=1, max_value=max_listeners))
+    listeners = [draw(_listener(f"l{i}", ns)) for i in range(count)]
+    gateway_class = draw(st.sampled_from(["nantian", "nantian", "nantian", "other", "missing-class"]))
+    return {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "Gateway",
+        "metadata": _meta(gw, ns, generation=draw(st.integers(min_value=1, max_value=3))),
+        "spec": {"gatewayClassName": gateway_class, "listeners": listeners},
+    }
+
+
+# --- Gateway API: routes -----------------------------------------------------------------------------------
+
+
+@st.composite
+def _parent_refs(draw: st.DrawFn, namespace: str) -> list[Doc]:
+    refs = []
+    for _ in range(draw(st.integers(min_value=1, max_value=2))):
+        ref: Doc = {"name": draw(st.sampled_from([*GATEWAYS, "missing-gateway"]))}
+        if draw(st.booleans()):
+            ref["namespace"] = draw(st.sampled_from(NAMESPACES))
+        if draw(st.booleans()):
+            ref["sectionName"] = draw(st.sampled_from(["l0", "l1", "l2", "missing-section"]))
+        if draw(st.integers(min_value=0, max_value=3)) == 0:
+            ref["port"] = draw(st.sampled_from(_LISTENER_PORTS))
+        refs.append(ref)
+    # Two identical parentRefs are invalid input the API server refuses; keep them unique.
+    unique = {repr(sorted(r.items())): r for r in refs}
+    return list(unique.values())
+
+
+@st.composite
+def _backend_ref(draw: st.DrawFn, *, weighted: bool = True) -> Doc:
+    ref: Doc = {"name": draw(st.sampled_from([*SERVICES, "missing-svc"]))}
+    if draw(st.integers(min_value=0, max_value=2)) == 0:
+        ref["namespace"] = draw(st.sampled_from(NAMESPACES))
+    port = draw(st.sampled_from([*SERVICE_PORTS, *SERVICE_PORTS, 9999, None]))
+    _put(ref, "port", port)
+    if weighted and draw(st.booleans()):
+        ref["weight"] = draw(st.integers(min_value=0, max_value=10))
+    if draw(st.integers(min_value=0, max_value=9)) == 0:
+        ref.update(group="example.com", kind="Unknown")
+    return ref
+
+
+def _headers(names: Sequence[str]) -> st.SearchStrategy[list[Doc]]:
+    header = st.fixed_dictionaries({"name": st.sampled_from(list(names)), "value": st.sampled_from(["a", "b", "1"])})
+    return st.lists(header, max_size=2, unique_by=lambda h: h["name"])
+
+
+@st.composite
+def _header_modifier(draw: st.DrawFn) -> Doc:
+    modifier: Doc = {}
+    for key in ("set", "add"):
+        if draw(st.booleans()):
+            modifier[key] = draw(_headers(["X-One", "X-Two"]))
+    if draw(st.booleans()):
+        modifier["remove"] = draw(st.lists(st.sampled_from(["X-Gone", "X-Old"]), max_size=2, unique=True))
+    return modifier
+
+
+def _path_modifier(full: bool) -> Doc:
+    if full:
+        return {"type": "ReplaceFullPath", "replaceFullPath": "/new"}
+    return {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/prefix"}
+
+
+@st.composite
+def _http_filter(draw: st.DrawFn, kinds: Sequence[str]) -> Doc:
+    kind = draw(st.sampled_from(list(kinds)))
+    if kind in ("RequestHeaderModifier", "ResponseHeaderModifier"):
+        return {"type": kind, kind[0].lower() + kind[1:]: draw(_header_modifier())}
+    if kind == "RequestRedirect":
+        redirect: Doc = {}
+        _put(redirect, "scheme", _maybe(draw, draw(st.sampled_from(["http", "https"]))))
+        _put(redirect, "hostname", _maybe(draw, "redirect.example.com"))
+        _put(redirect, "port", _maybe(draw, draw(st.sampled_from([80, 443, 8443]))))
+        _put(redirect, "statusCode", _maybe(draw, draw(st.sampled_from([301, 302]))))
+        _put(redirect, "path", _maybe(draw, _path_modifier(full=True)))
+        return {"type": kind, "requestRedirect": redirect}
+    if kind == "URLRewrite":
+        rewrite: Doc = {}
+        _put(rewrite, "hostname", _maybe(draw, "rewritten.example.com"))
+        _put(rewrite, "path", _maybe(draw, _path_modifier(full=draw(st.booleans()))))
+        return {"type": kind, "urlRewrite": rewrite}
+    if kind == "RequestMirror":
+        mirror: Doc = {"backendRef": draw(_backend_ref(weighted=False))}
+        if draw(st.booleans()):
+            mirror["percent"] = draw(st.integers(min_value=0, max_value=100))
+        return {"type": kind, "requestMirror": mirror}
+    # CORS
+    return {
+        "type": "CORS",
+        "cors": {"allowOrigins": ["https://app.example.com"], "allowMethods": ["GET", "POST"], "maxAge": 60},
+    }
+
+
+@st.composite
+def _http_match(draw: st.DrawFn) -> Doc:
+    match: Doc = {}
+    if draw(st.booleans()):
+        kind = draw(st.sampled_from(["PathPrefix", "Exact", "RegularExpression", None]))
+        value = draw(st.sampled_from(["/", "/api", "/api/v1", "/static"]))
+        match["path"] = {"value": value + ".*" if kind == "RegularExpression" else value}
+        _put(match["path"], "type", kind)
+    if draw(st.booleans()):
+        match["headers"] = draw(_headers(["X-Version", "X-Team"]))
+    if draw(st.integers(min_value=0, max_value=3)) == 0:
+        match["queryParams"] = draw(_headers(["q", "debug"]))
+    if draw(st.integers(min_value=0, max_value=3)) == 0:
+        match["method"] = draw(st.sampled_from(["GET", "POST"]))
+    return match
+
+
+@st.composite
+def _http_rule(draw: st.DrawFn) -> Doc:
+    rule: Doc = {}
+    if draw(st.booleans()):
+        rule["matches"] = draw(st.lists(_http_match(), max_size=2))
+    if draw(st.booleans()):
+        # Redirect and rewrite exclude each other; each filter type appears at most once (CRD rules).
+        kinds = draw(
+            st.lists(
+                st.sampled_from(
+                    [
+                        "RequestHeaderModifier",
+                        "ResponseHeaderModifier",
+                        "RequestRedirect",
+                        "URLRewrite",
+                        "RequestMirror",
+                        "CORS",
+                    ]
+                ),
+                max_size=3,
+                unique=True,
+            )
+        )
+        if "RequestRedirect" in kinds and "URLRewrite" in kinds:
+            kinds.remove("URLRewrite")
+        rule["filters"] = [draw(_http_filter([k])) for k in kinds]
+    if not any(f["type"] == "RequestRedirect" for f in rule.get("filters", [])) or draw(st.booleans()):
+        rule["backendRefs"] = draw(st.lists(_backend_ref(), max_size=2))
+    if draw(st.integers(min_value=0, max_value=4)) == 0:
+        rule["timeouts"] = {"request": "10s", "backendRequest": "2s"}
+    return rule
+
+
+@st.composite
+def _route(draw: st.DrawFn, kind: str, name: str | None, namespace: str | None) -> tuple[Doc, str]:
+    route = name if name is not None else draw(st.sampled_from(ROUTES))
+    ns = namespace if namespace is not None else draw(st.sampled_from(NAMESPACES))
+    meta = _meta(route, ns, generation=draw(st.integers(min_value=1, max_value=3)))
+    # Creation time decides conflicts between routes; some share a timestamp to exercise the name tie-break.
+    meta["creationTimestamp"] = draw(st.sampled_from(["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"]))
+    spec: Doc = {"parentRefs": draw(_parent_refs(ns))}
+    return {"apiVersion": f"{GATEWAY_API}/v1", "kind": kind, "metadata": meta, "spec": spec}, ns
+
+
+@st.composite
+def http_route_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> Doc:
+    """An HTTPRoute: parentRefs (with/without namespace, sectionName, port), hostnames, rules with matches,
+    every standard filter, backendRefs (same/cross namespace, existing/missing Services, weights, bad kinds)."""
+    doc, _ = draw(_route("HTTPRoute", name, namespace))
+    if draw(st.booleans()):
+        doc["spec"]["hostnames"] = draw(st.lists(st.sampled_from(HOSTNAMES), max_size=3, unique=True))
+    doc["spec"]["rules"] = draw(st.lists(_http_rule(), min_size=1, max_size=3))
+    return doc
+
+
+@st.composite
+def _grpc_rule(draw: st.DrawFn) -> Doc:
+    rule: Doc = {}
+    if draw(st.booleans()):
+        matches = []
+        for _ in range(draw(st.integers(min_value=1, max_value=2))):
+            match: Doc = {}
+            if draw(st.booleans()):
+                method: Doc = {"service": draw(st.sampled_from(["echo.Echo", "pkg.Other"]))}
+                _put(method, "method", _maybe(draw, draw(st.sampled_from(["Ping", "Get"]))))
+                match["method"] = method
+            if draw(st.booleans()):
+                match["headers"] = draw(_headers(["x-version", "x-team"]))
+            matches.append(match)
+        rule["matches"] = matches
+    if draw(st.booleans()):
+        kinds = draw(st.lists(st.sampled_from(["RequestHeaderModifier", "ResponseHeaderModifier"]), unique=True))
+        rule["filters"] = [draw(_http_filter([k])) for k in kinds]
+    rule["backendRefs"] = draw(st.lists(_backend_ref(), max_size=2))
+    return rule
+
+
+@st.composite
+def grpc_route_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> Doc:
+    """A GRPCRoute with method and header matches, header filters and weighted backendRefs."""
+    doc, _ = draw(_route("GRPCRoute", name, namespace))
+    if draw(st.booleans()):
+        doc["spec"]["hostnames"] = draw(st.lists(st.sampled_from(HOSTNAMES), max_size=2, unique=True))
+    doc["spec"]["rules"] = draw(st.lists(_grpc_rule(), min_size=1, max_size=2))
+    return doc
+
+
+@st.composite
+def tcp_route_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> Doc:
+    """A TCPRoute with one rule of weighted backendRefs."""
+    doc, _ = draw(_route("TCPRoute", name, namespace))
+    doc["spec"]["rules"] = [{"backendRefs": draw(st.lists(_backend_ref(), min_size=1, max_size=2))}]
+    return doc
+
+
+@st.composite
+def reference_grant_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> Doc:
+    """A ReferenceGrant letting routes (or Gateways) of one namespace refer to Services (or Secrets) here."""
+    grant = name if name is not None else draw(st.sampled_from(["grant-1", "grant-2"]))
+    ns = namespace if namespace is not None else draw(st.sampled_from(NAMESPACES))
+    froms = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "group": st.just(GATEWAY_API),
+                    "kind": st.sampled_from(["HTTPRoute", "GRPCRoute", "TCPRoute", "Gateway"]),
+                    "namespace": st.sampled_from(NAMESPACES),
+                }
+            ),
+            min_size=1,
+            max_size=2,
+        )
+    )
+    tos = []
+    for _ in range(draw(st.integers(min_value=1, max_value=2))):
+        to: Doc = draw(st.sampled_from([{"group": "", "kind": "Service"}, {"group": "", "kind": "Secret"}]))
+        to = dict(to)
+        if draw(st.booleans()):
+            to["name"] = draw(st.sampled_from([*SERVICES, *SECRETS]))
+        tos.append(to)
+    return {
+        "apiVersion": f"{GATEWAY_API}/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": _meta(grant, ns),
+        "spec": {"from": froms, "to": tos},
+    }
+
+
+# --- whole sets --------------------------------------------------------------------------------------------
+
+
+def _key(doc: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = doc.get("metadata")
+    if not isinstance(meta, Mapping):
+        meta = {}
+    return repr(doc.get("kind")), repr(meta.get("namespace", "")), repr(meta.get("name"))
+
+
+@st.composite
+def json_values(draw: st.DrawFn, max_leaves: int = 10) -> Any:
+    """Arbitrary JSON-ish values: None, bools, ints, floats (non-finite too), strings, lists, dicts."""
+    leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    return draw(
+        st.recursive(
+            leaves,
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+            max_leaves=max_leaves,
+        )
+    )
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.extend(_paths(v, (*prefix, k)))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out.extend(_paths(v, (*prefix, i)))
+    return out
+
+
+@st.composite
+def malformed_documents(draw: st.DrawFn, base: st.SearchStrategy[Doc] | None = None) -> Doc:
+    """A generated document with one thing broken: a bad port, an unknown kind, a field removed, or any
+    node replaced by an arbitrary JSON value. ``metadata.name`` is kept when the kind is, so the result
+    still names the object it breaks (unless the name itself is what broke)."""
+    doc = copy.deepcopy(draw(base if base is not None else _any_document()))
+    how = draw(st.sampled_from(["port", "kind", "remove", "replace", "replace"]))
+    if how == "kind":
+        doc["kind"] = draw(st.sampled_from(["Widget", "", "gateway", "HTTPRoutes"]))
+        return doc
+    if how == "port":
+        for path in _paths(doc):
+            if path and path[-1] == "port":
+                _set(doc, path, draw(st.sampled_from(_BAD_PORTS)))
+                return doc
+    paths = [p for p in _paths(doc) if p]
+    path = draw(st.sampled_from(paths))
+    if how == "remove":
+        parent = _get(doc, path[:-1])
+        del parent[path[-1]]
+    else:
+        _set(doc, path, draw(json_values(max_leaves=4)))
+    return doc
+
+
+def _get(doc: Any, path: Sequence[Any]) -> Any:
+    for part in path:
+        doc = doc[part]
+    return doc
+
+
+def _set(doc: Any, path: Sequence[Any], value: Any) -> None:
+    _get(doc, path[:-1])[path[-1]] = value
+
+
+def _any_document() -> st.SearchStrategy[Doc]:
+    return st.one_of(
+        gateway_documents(),
+        http_route_documents(),
+        grpc_route_documents(),
+        tcp_route_documents(),
+        reference_grant_documents(),
+        namespace_documents(),
+        secret_documents(),
+        service_documents().map(lambda docs: docs[-1]),
+        st.sampled_from(gateway_class_documents()),
+    )
+
+
+@st.composite
+def documents(
+    draw: st.DrawFn,
+    *,
+    valid: bool | None = True,
+    controller_name: str = OUR_CONTROLLER,
+    max_gateways: int = 3,
+    max_routes: int = 6,
+) -> list[Doc]:
+    """A whole resource set as Kubernetes-shaped documents (each object at most once, in a stable order).
+
+    Namespaces (with labels), both GatewayClasses, up to ``max_gateways`` Gateways, up to ``max_routes``
+    HTTP/GRPC/TCP routes, Services with EndpointSlices, TLS Secrets with real PEM, ReferenceGrants.
+
+    :param valid: ``True``: every document is schema-valid (references may still dangle, listeners may
+        conflict, routes may be refused: those are status, not parse errors). ``False``: at least one
+        document is malformed (bad port, unknown kind, missing or mistyped field). ``None``: either.
+    :param controller_name: the controller of the ``nantian`` GatewayClass.
+    """
+    docs: list[Doc] = [draw(namespace_documents(ns)) for ns in NAMESPACES]
+    docs += gateway_class_documents(controller_name)
+    gateway_keys = draw(
+        st.lists(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(GATEWAYS)), max_size=max_gateways, unique=True)
+    )
+    docs += [draw(gateway_documents(name, ns)) for ns, name in gateway_keys]
+    service_keys = draw(
+        st.lists(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(SERVICES)), max_size=6, unique=True)
+    )
+    for ns, name in service_keys:
+        docs += draw(service_documents(name, ns))
+    secret_keys = draw(
+        st.lists(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(SECRETS)), max_size=3, unique=True)
+    )
+    docs += [draw(secret_documents(name, ns)) for ns, name in secret_keys]
+    route_keys = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["HTTPRoute", "HTTPRoute", "GRPCRoute", "TCPRoute"]),
+                st.sampled_from(NAMESPACES),
+                st.sampled_from(ROUTES),
+            ),
+            max_size=max_routes,
+            unique=True,
+        )
+    )
+    makers = {"HTTPRoute": http_route_documents, "GRPCRoute": grpc_route_documents, "TCPRoute": tcp_route_documents}
+    docs += [draw(makers[kind](name, ns)) for kind, ns, name in route_keys]
+    grant_keys = draw(
+        st.lists(
+            st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(["grant-1", "grant-2"])), max_size=3, unique=True
+        )
+    )
+    docs += [draw(reference_grant_documents(name, ns)) for ns, name in grant_keys]
+    if valid is False or (valid is None and draw(st.booleans())):
+        for _ in range(draw(st.integers(min_value=1, max_value=3))):
+            i = draw(st.integers(min_value=0, max_value=len(docs) - 1))
+            docs[i] = draw(malformed_documents(st.just(docs[i])))
+        # Breaking a name or kind may make two documents claim the same object: keep the first of each.
+        seen: set[tuple[str, str, str]] = set()
+        unique_docs = []
+        for doc in docs:
+            if _key(doc) not in seen:
+                seen.add(_key(doc))
+                unique_docs.append(doc)
+        docs = unique_docs
+    return docs
