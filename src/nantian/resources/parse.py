@@ -59,7 +59,7 @@ def _drop_nulls(value: Any) -> Any:
     return value
 
 
-def _describe(doc: Mapping[str, Any]) -> str:
+def _describe(doc: Mapping[str, Any], cls: type[Any] | None) -> str:
     kind = doc.get("kind") if isinstance(doc.get("kind"), str) else "<unknown kind>"
     metadata = doc.get("metadata")
     name, namespace = "<unnamed>", ""
@@ -68,6 +68,8 @@ def _describe(doc: Mapping[str, Any]) -> str:
             name = metadata["name"]
         if isinstance(metadata.get("namespace"), str):
             namespace = metadata["namespace"]
+    if cls is not None:
+        namespace = (namespace or "default") if cls.NAMESPACED else ""
     return str(ObjectRef(str(kind), namespace, name))
 
 
@@ -99,7 +101,7 @@ def parse_object(doc: Mapping[str, Any]) -> KubeObject:
     """
     if not isinstance(doc, Mapping):
         raise ParseError("<document>", [f"expected object, got {type(doc).__name__}"])
-    ref = _describe(doc)
+    ref = _describe(doc, None)
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
     problems = [
         f"expected non-empty string @ {field}"
@@ -111,6 +113,7 @@ def parse_object(doc: Mapping[str, Any]) -> KubeObject:
     assert isinstance(api_version, str) and isinstance(kind, str)
     clean = _drop_nulls(doc)
     cls = class_for(api_version, kind)
+    ref = _describe(doc, cls)
     try:
         if cls is None:
             meta = converter.structure(clean, _MetadataOnly).metadata
