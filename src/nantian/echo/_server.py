@@ -123,7 +123,7 @@ class EchoServer:
         loop = asyncio.get_running_loop()
         http_port = str(spec.http[1]) if spec.http else ""
         echo = Echo(spec.context, http_port=http_port)
-        ports = {kind: address[1] for kind, address in spec.listeners()}
+        ports = {kind: str(address[1]) for kind, address in spec.listeners()}  # port 0 is replaced once bound
         for kind, (host, port) in spec.listeners():
             bound_port = port
             if kind in ("http", "h2c", "https"):
@@ -149,8 +149,7 @@ class EchoServer:
                 if kind == "tcps":
                     assert spec.cert and spec.key
                     tls = server_context(spec.cert, spec.key)
-                tcp_port, tls_port = str(ports.get("tcp", "")), str(ports.get("tcps", ""))
-                handler = _tcp_handler(spec, tcp_port, tls_port, self._live)
+                handler = _tcp_handler(spec, ports, self._live)
                 bound_port = self._track(await asyncio.start_server(handler, host, port, ssl=tls))
             else:
                 transport, _ = await loop.create_datagram_endpoint(
@@ -159,6 +158,7 @@ class EchoServer:
                 )
                 self._udp.append(transport)
                 bound_port = transport.get_extra_info("sockname")[1]
+            ports[kind] = str(bound_port)
             context_ = spec.context
             self.bound.append(
                 BoundListener(
@@ -197,10 +197,11 @@ class EchoServer:
 
 
 def _tcp_handler(
-    spec: ServeSpec, tcp_port: str, tls_port: str, live: set[asyncio.WriteTransport]
+    spec: ServeSpec, ports: dict[str, str], live: set[asyncio.WriteTransport]
 ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         live.add(writer.transport)
+        tcp_port, tls_port = ports.get("tcp", ""), ports.get("tcps", "")
         try:
             await serve_tcp_connection(reader, writer, spec.context, tcp_port=tcp_port, tls_port=tls_port)
         finally:
