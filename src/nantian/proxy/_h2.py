@@ -19,6 +19,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hyperframe.frame
 
 from nantian.errors import RemoteProtocolError
 
@@ -28,6 +29,7 @@ __all__ = [
     "ConnectionEnded",
     "DataReceived",
     "Event",
+    "FrameScanner",
     "H2Core",
     "HeadersReceived",
     "SendWindowOpened",
@@ -131,6 +133,56 @@ def outbound_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, by
     return out
 
 
+class FrameScanner:
+    """Splits GOAWAY frames out of an HTTP/2 byte stream; every other byte passes through unchanged.
+
+    h2 moves its connection state machine to CLOSED when it receives GOAWAY and then refuses the DATA of streams
+    that are still allowed to finish (RFC 9113 section 6.8), so the core handles GOAWAY itself.
+
+    :param preface: Bytes at the start that are not frames (the 24-byte client preface, on the server side).
+    """
+
+    def __init__(self, *, preface: int = 0) -> None:
+        self._passthrough = preface
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[bytes | ConnectionEnded]:
+        """Frame bytes for h2 and GOAWAYs, in stream order. Incomplete frame headers and GOAWAYs wait for more."""
+        if self._pending:
+            data, self._pending = self._pending + data, b""
+        out: list[bytes | ConnectionEnded] = []
+        start = i = 0
+        n = len(data)
+        while i < n:
+            if self._passthrough:
+                step = min(self._passthrough, n - i)
+                i += step
+                self._passthrough -= step
+                continue
+            if n - i < 9:
+                self._pending = data[i:]
+                break
+            length = int.from_bytes(data[i : i + 3], "big")
+            if data[i + 3] != 0x7:  # not GOAWAY: header and payload go to h2
+                self._passthrough = 9 + length
+                continue
+            if n - i < 9 + length:
+                self._pending = data[i:]
+                break
+            if start < i:
+                out.append(data[start:i])
+            payload = data[i + 9 : i + 9 + length]
+            last = int.from_bytes(payload[0:4], "big") & 0x7FFFFFFF if length >= 8 else 0
+            code = int.from_bytes(payload[4:8], "big") if length >= 8 else h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+            out.append(ConnectionEnded(code, last))
+            i += 9 + length
+            start = i
+        end = n - len(self._pending)
+        if start < end:
+            out.append(data[start:end])
+        return out
+
+
 @attrs.define
 class _Outbound:
     chunks: list[bytes] = attrs.Factory(list)
@@ -176,6 +228,8 @@ class H2Core:
         )
         self._initial_window = initial_window_size
         self._outbound: dict[int, _Outbound] = {}
+        self._goaway = b""
+        self._scanner = FrameScanner(preface=0 if client_side else len(PREFACE))
         self.client_side = client_side
         self.closed = False
         """GOAWAY was sent or received: no new streams."""
@@ -191,14 +245,23 @@ class H2Core:
 
     def data_to_send(self) -> bytes:
         """Bytes to write to the peer now (possibly empty)."""
-        return self._conn.data_to_send()
+        data = self._conn.data_to_send()
+        if self._goaway:
+            data, self._goaway = data + self._goaway, b""
+        return data
 
     def goaway(self, error_code: int = 0) -> None:
-        """Queue GOAWAY: streams up to the highest one the peer opened still finish; no new ones start."""
+        """Queue GOAWAY: streams up to the highest one the peer opened still finish; no new ones start.
+
+        h2's own ``close_connection`` moves its state machine to CLOSED, after which the open streams could not
+        send; so the frame is serialized here and new streams are refused by the caller (:attr:`closed`).
+        """
         if not self.closed:
             self.closed = True
-            last = self._conn.highest_inbound_stream_id
-            self._conn.close_connection(error_code=error_code, last_stream_id=last)
+            frame = hyperframe.frame.GoAwayFrame(0)
+            frame.last_stream_id = self._conn.highest_inbound_stream_id
+            frame.error_code = error_code
+            self._goaway += frame.serialize()
 
     @property
     def highest_inbound_stream_id(self) -> int:
@@ -221,6 +284,17 @@ class H2Core:
         :raises RemoteProtocolError: the peer broke HTTP/2. A GOAWAY is queued in :meth:`data_to_send`; write it,
             then close the connection.
         """
+        events: list[Event] = []
+        for item in self._scanner.feed(data):
+            if isinstance(item, ConnectionEnded):
+                # h2 would close its state machine on GOAWAY and refuse the frames of streams still finishing.
+                self.closed = True
+                events.append(item)
+            else:
+                events.extend(self._receive_frames(item))
+        return events
+
+    def _receive_frames(self, data: bytes) -> list[Event]:
         try:
             raw_events = self._conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -249,9 +323,6 @@ class H2Core:
                     events.append(StreamReset(ev.stream_id, int(ev.error_code or 0)))
                 case h2.events.WindowUpdated() | h2.events.RemoteSettingsChanged():
                     window_changed = True
-                case h2.events.ConnectionTerminated():
-                    self.closed = True
-                    events.append(ConnectionEnded(int(ev.error_code or 0), int(ev.last_stream_id or 0)))
                 case _:
                     pass  # SETTINGS acks, PINGs (h2 answers them), priority, unknown frames
         if window_changed:

@@ -1,0 +1,352 @@
+"""The HTTP/2 front end on real loopback sockets: httpx (h2) and a raw h2 client talk to it; a small handler
+implementing the exchange seam answers."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import httpx
+import pytest
+import trustme
+
+from nantian import ir
+from nantian.proxy._h2 import ConnectionEnded, FrameScanner
+from nantian.proxy.asyncio_h2 import H2Options, H2ServerProtocol, negotiating_factory
+from nantian.proxy.exchange import Exchange, ListenerRef
+from nantian.proxy.tls import TlsSession, build_server_tls
+
+TIMEOUT = 5.0
+
+
+class Handler:
+    """Answers like a tiny application: /echo echoes the body (and trailers), /grpc-fail answers 503, /slow waits
+    until cancelled, anything else describes the request."""
+
+    def __init__(self) -> None:
+        self.seen: list[Exchange] = []
+        self.cancelled = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def handle(self, exchange: Exchange) -> None:
+        self.seen.append(exchange)
+        head, sink = exchange.head, exchange.response
+        if head.target == "/echo":
+            await sink.start(200, [("content-type", "application/octet-stream")])
+            while chunk := await exchange.body.read():
+                await sink.send(chunk)
+            await sink.end(exchange.body.trailers or [("x-trailer", "none")])
+        elif head.target == "/grpc-fail":
+            await sink.start(503, [("content-type", "text/plain")])
+            await sink.send(b"no healthy upstream")
+            await sink.end()
+        elif head.target == "/slow":
+            try:
+                await sink.start(200, [])
+                await sink.send(b"partial")
+                await self.release.wait()
+                await sink.end()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        else:
+            body = f"{head.method} {head.target} {head.authority} {head.scheme} {head.http_version}".encode()
+            await sink.start(200, [("content-type", "text/plain"), ("content-length", str(len(body)))])
+            await sink.send(body)
+            await sink.end()
+
+
+class Http1Stub(asyncio.Protocol):
+    def __init__(self, session: TlsSession | None) -> None:
+        self.session = session
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nh1")
+        self.transport.close()
+
+
+@asynccontextmanager
+async def serving(
+    handler: Handler,
+    *,
+    ssl_ctx: ssl.SSLContext | None = None,
+    server_tls: object = None,
+    options: H2Options | None = None,
+    connections: set[object] | None = None,
+) -> AsyncIterator[int]:
+    ref = ListenerRef(name="ns/gw/80/HTTP", current=handler)
+    factory = negotiating_factory(
+        Http1Stub,
+        ref,
+        server_tls=server_tls,  # type: ignore[arg-type]
+        options=options,
+        connections=connections,
+    )
+    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0, ssl=ssl_ctx)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+class RawClient:
+    """An h2 client over asyncio streams, for what httpx does not expose (trailers, resets, GOAWAY, settings)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="latin-1"))
+        self.conn.initiate_connection()
+        self.events: list[object] = []
+        self.scanner = FrameScanner()  # h2 would refuse frames after a graceful GOAWAY
+
+    @classmethod
+    async def connect(cls, port: int) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = cls(reader, writer)
+        await client.flush()
+        return client
+
+    async def flush(self) -> None:
+        self.writer.write(self.conn.data_to_send())
+        await self.writer.drain()
+
+    async def until(self, kind: type[object], stream_id: int | None = None) -> object:
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                for ev in self.events:
+                    if isinstance(ev, kind) and (stream_id is None or getattr(ev, "stream_id", None) == stream_id):
+                        self.events.remove(ev)
+                        return ev
+                data = await self.reader.read(65536)
+                if not data:
+                    raise ConnectionError("closed")
+                for item in self.scanner.feed(data):
+                    if isinstance(item, ConnectionEnded):
+                        self.events.append(item)
+                        continue
+                    for ev in self.conn.receive_data(item):
+                        if isinstance(ev, h2.events.DataReceived) and ev.stream_id is not None:
+                            self.conn.acknowledge_received_data(ev.flow_controlled_length or 0, ev.stream_id)
+                        self.events.append(ev)
+                await self.flush()
+
+    def body(self, stream_id: int) -> bytes:
+        return b"".join(
+            ev.data or b"" for ev in self.events if isinstance(ev, h2.events.DataReceived) and ev.stream_id == stream_id
+        )
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _text(headers: object) -> list[tuple[str, str]]:
+    """h2 event headers (typed as bytes, decoded to str by ``header_encoding``) as str pairs."""
+    assert isinstance(headers, list)
+    return [tuple(x.decode() if isinstance(x, bytes) else str(x) for x in pair) for pair in headers]  # type: ignore[misc]
+
+
+def _req(path: str, method: str = "GET", **extra: str) -> list[tuple[str, str]]:
+    return [(":method", method), (":scheme", "http"), (":authority", "example.com"), (":path", path), *extra.items()]
+
+
+async def test_prior_knowledge_h2c_request_reaches_the_handler() -> None:
+    handler = Handler()
+    async with serving(handler) as port, httpx.AsyncClient(http1=False, http2=True, timeout=TIMEOUT) as client:
+        r = await client.get(f"http://127.0.0.1:{port}/hello?x=1", headers={"x-test": "yes"})
+    assert r.http_version == "HTTP/2"
+    assert r.status_code == 200
+    assert r.text == f"GET /hello?x=1 127.0.0.1:{port} http 2"
+    head = handler.seen[0].head
+    assert head.header("x-test") == "yes"
+    assert not any(name.startswith(":") for name, _ in head.headers)
+    assert head.sni_section is None
+
+
+async def test_large_bodies_flow_both_ways() -> None:
+    payload = bytes(range(256)) * 12_000  # ~3 MiB: more than every window involved
+    async with serving(Handler()) as port, httpx.AsyncClient(http1=False, http2=True, timeout=TIMEOUT) as client:
+        r = await client.post(f"http://127.0.0.1:{port}/echo", content=payload)
+    assert r.status_code == 200
+    assert r.content == payload
+
+
+async def test_concurrent_streams_on_one_connection() -> None:
+    async with serving(Handler()) as port, httpx.AsyncClient(http1=False, http2=True, timeout=TIMEOUT) as client:
+        rs = await asyncio.gather(
+            *(client.post(f"http://127.0.0.1:{port}/echo", content=b"n%d" % i) for i in range(30))
+        )
+    assert [r.content for r in rs] == [b"n%d" % i for i in range(30)]
+
+
+async def test_trailers_pass_both_ways() -> None:
+    async with serving(Handler()) as port:
+        client = await RawClient.connect(port)
+        try:
+            client.conn.send_headers(1, _req("/echo", "POST"))
+            client.conn.send_data(1, b"payload")
+            client.conn.send_headers(1, [("grpc-status", "0"), ("x-sum", "7")], end_stream=True)
+            await client.flush()
+            resp = await client.until(h2.events.ResponseReceived, 1)
+            trailers = await client.until(h2.events.TrailersReceived, 1)
+            assert isinstance(resp, h2.events.ResponseReceived) and resp.headers is not None
+            assert (":status", "200") in _text(resp.headers)
+            assert client.body(1) == b"payload"
+            assert isinstance(trailers, h2.events.TrailersReceived) and trailers.headers is not None
+            assert _text(trailers.headers) == [("grpc-status", "0"), ("x-sum", "7")]
+        finally:
+            client.close()
+
+
+async def test_client_reset_cancels_the_exchange() -> None:
+    handler = Handler()
+    async with serving(handler) as port:
+        client = await RawClient.connect(port)
+        try:
+            client.conn.send_headers(1, _req("/slow"), end_stream=True)
+            await client.flush()
+            await client.until(h2.events.DataReceived, 1)
+            client.conn.reset_stream(1)
+            await client.flush()
+            async with asyncio.timeout(TIMEOUT):
+                await handler.cancelled.wait()
+            # The connection still serves new streams.
+            client.conn.send_headers(3, _req("/after"), end_stream=True)
+            await client.flush()
+            await client.until(h2.events.StreamEnded, 3)
+            assert client.body(3) == b"GET /after example.com http 2"
+        finally:
+            client.close()
+
+
+async def test_shutdown_sends_goaway_and_finishes_open_streams() -> None:
+    handler = Handler()
+    connections: set[object] = set()
+    async with serving(handler, connections=connections) as port:
+        client = await RawClient.connect(port)
+        try:
+            client.conn.send_headers(1, _req("/slow"), end_stream=True)
+            await client.flush()
+            first = await client.until(h2.events.DataReceived, 1)
+            assert isinstance(first, h2.events.DataReceived) and first.data == b"partial"
+            (conn,) = connections
+            assert isinstance(conn, H2ServerProtocol)
+            conn.shutdown()
+            goaway = await client.until(ConnectionEnded)
+            assert isinstance(goaway, ConnectionEnded)
+            assert goaway.error_code == 0 and goaway.last_stream_id == 1
+            handler.release.set()
+            await client.until(h2.events.StreamEnded, 1)
+            async with asyncio.timeout(TIMEOUT):
+                assert await client.reader.read() == b""  # the server closes once the stream is done
+            assert not connections
+        finally:
+            client.close()
+
+
+async def test_settings_advertise_the_stream_limit() -> None:
+    async with serving(Handler(), options=H2Options(max_concurrent_streams=7)) as port:
+        client = await RawClient.connect(port)
+        try:
+            ev = await client.until(h2.events.RemoteSettingsChanged)
+            assert isinstance(ev, h2.events.RemoteSettingsChanged)
+            assert ev.changed_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS].new_value == 7
+        finally:
+            client.close()
+
+
+async def test_invalid_header_closes_the_connection_with_goaway() -> None:
+    async with serving(Handler()) as port:
+        client = await RawClient.connect(port)
+        try:
+            # h2 validates what it sends; bypass it by sending a raw HEADERS frame with an upper-case name.
+            client.conn.config.validate_outbound_headers = False
+            client.conn.config.normalize_outbound_headers = False
+            client.conn.send_headers(1, [*_req("/"), ("X-Upper", "bad")], end_stream=True)
+            await client.flush()
+            ev = await client.until(ConnectionEnded)
+            assert isinstance(ev, ConnectionEnded)
+            assert ev.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+        finally:
+            client.close()
+
+
+async def test_grpc_request_gets_a_trailers_only_error() -> None:
+    async with serving(Handler()) as port:
+        client = await RawClient.connect(port)
+        try:
+            client.conn.send_headers(1, _req("/grpc-fail", "POST", **{"content-type": "application/grpc"}))
+            client.conn.send_data(1, b"\x00\x00\x00\x00\x00", end_stream=True)
+            await client.flush()
+            resp = await client.until(h2.events.ResponseReceived, 1)
+            await client.until(h2.events.StreamEnded, 1)
+            assert isinstance(resp, h2.events.ResponseReceived) and resp.headers is not None
+            headers = dict(_text(resp.headers))
+            assert headers[":status"] == "200"
+            assert headers["grpc-status"] == "14"
+            assert headers["content-type"] == "application/grpc"
+            assert client.body(1) == b""
+        finally:
+            client.close()
+
+
+async def test_http1_connections_go_to_the_http1_protocol() -> None:
+    async with serving(Handler()) as port, httpx.AsyncClient(timeout=TIMEOUT) as client:
+        r = await client.get(f"http://127.0.0.1:{port}/")
+    assert r.http_version == "HTTP/1.1"
+    assert r.text == "h1"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+async def test_alpn_h2_on_tls_carries_the_sni_section(ca: trustme.CA) -> None:
+    cert = ca.issue_cert("www.example.com")
+    secret = ir.Secret(
+        name="ns/www",
+        certificate_chain="".join(b.bytes().decode() for b in cert.cert_chain_pems),
+        private_key=cert.private_key_pem.bytes().decode(),
+    )
+    listener = ir.Listener(
+        name="ns/gw/443/HTTPS",
+        gateway="ns/gw",
+        address="127.0.0.1",
+        port=443,
+        protocol=ir.Protocol.HTTPS,
+        certificates=(ir.TlsCertificate(hostname="www.example.com", secret="ns/www", section="ns/gw/www"),),
+    )
+    tls = build_server_tls(listener, {"ns/www": secret})
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    handler = Handler()
+    async with serving(handler, ssl_ctx=tls.context, server_tls=tls) as port:
+        transport = httpx.AsyncHTTPTransport(verify=client_ctx, http2=True)
+        async with httpx.AsyncClient(transport=transport, timeout=TIMEOUT) as client:
+            r = await client.get(
+                f"https://127.0.0.1:{port}/x",
+                headers={"host": "www.example.com"},
+                extensions={"sni_hostname": "www.example.com"},
+            )
+            h1 = await httpx.AsyncClient(verify=client_ctx, timeout=TIMEOUT).__aenter__()
+            try:
+                r1 = await h1.get(f"https://127.0.0.1:{port}/", extensions={"sni_hostname": "www.example.com"})
+            finally:
+                await h1.aclose()
+    assert r.http_version == "HTTP/2"
+    assert r.text == "GET /x www.example.com https 2"
+    head = handler.seen[0].head
+    assert head.sni_section == "ns/gw/www"
+    assert head.sni == "www.example.com"
+    assert r1.http_version == "HTTP/1.1" and r1.text == "h1"
