@@ -7,7 +7,8 @@ the resource named, so a data plane can Nack it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 
 import cattrs
 
@@ -15,6 +16,7 @@ from nantian import _protogen
 from nantian.errors import ConfigRejected
 from nantian.ir import SCHEMA_VERSION, Delta, Resource, ResourceKey, ResourceType, Snapshot, dumps, loads
 from nantian.ir.snapshot import CLASSES, resource_type
+from nantian.xds._patch import apply_patch, make_patch
 from nantian.xds.status import Health, ListenerReport, StatusReport
 
 _protogen.ensure()
@@ -23,6 +25,7 @@ from nantian._proto.gateway.control.v1 import config_pb2 as pb  # noqa: E402
 from nantian._proto.gateway.control.v1 import config_pb2_grpc as pb_grpc  # noqa: E402
 
 __all__ = [
+    "BaseMismatch",
     "decode_delta",
     "decode_resource",
     "decode_snapshot",
@@ -34,6 +37,10 @@ __all__ = [
     "pb",
     "pb_grpc",
 ]
+
+
+class BaseMismatch(ConfigRejected):
+    """A delta does not fit the snapshot it is applied to: the data plane should ask for a full snapshot."""
 
 
 def encode_resource(resource: Resource) -> pb.Resource:
@@ -54,9 +61,10 @@ def decode_resource(envelope: pb.Resource) -> Resource:
         raise ConfigRejected(f"{where}: unknown resource type") from None
     try:
         resource = loads(envelope.body, cls)
-    except (ValueError, TypeError, cattrs.BaseValidationError) as exc:
-        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else str(exc)
-        raise ConfigRejected(f"{where}: cannot decode: {detail}") from exc
+    except cattrs.BaseValidationError as exc:
+        raise ConfigRejected(f"{where}: cannot decode: {'; '.join(cattrs.transform_error(exc))}") from exc
+    except Exception as exc:  # the peer's bytes: any failure to read them refuses this resource, nothing more
+        raise ConfigRejected(f"{where}: cannot decode: {exc!r}") from exc
     if resource.name != envelope.name:
         raise ConfigRejected(f"{where}: body names {resource.name!r}")
     return resource
@@ -82,31 +90,63 @@ def decode_snapshot(message: pb.Snapshot) -> Snapshot:
     return snapshot
 
 
-def encode_delta(delta: Delta, nonce: str = "") -> pb.Delta:
-    """A delta message."""
+def encode_delta(delta: Delta, nonce: str = "", base: Snapshot | None = None) -> pb.Delta:
+    """A delta message. With ``base`` (the snapshot at ``delta.base_version``), a changed resource travels as a
+    patch against its previous version whenever that is smaller than its body."""
+    before = base.resources() if base is not None else {}
+    upserts = []
+    for r in delta.upserts:
+        envelope = encode_resource(r)
+        old = before.get((resource_type(r), r.name))
+        if old is not None:
+            patch = json.dumps(
+                make_patch(json.loads(dumps(old)), json.loads(envelope.body)), sort_keys=True, separators=(",", ":")
+            ).encode()
+            if len(patch) < len(envelope.body):
+                envelope.body, envelope.patch = b"", patch
+        upserts.append(envelope)
     return pb.Delta(
         base_version=delta.base_version,
         version=delta.version,
         nonce=nonce,
-        upserts=[encode_resource(r) for r in delta.upserts],
+        upserts=upserts,
         removals=[pb.ResourceKey(type=t.value, name=n) for t, n in delta.removals],
     )
 
 
-def decode_delta(message: pb.Delta) -> Delta:
-    """The IR delta in ``message`` (not yet applied to anything)."""
+def decode_delta(message: pb.Delta, base: Snapshot | None = None) -> Delta:
+    """The IR delta in ``message`` (not yet applied). Patched upserts need ``base``, the snapshot the delta is
+    based on; :class:`BaseMismatch` when a patch does not fit it."""
+    before = base.resources() if base is not None else {}
     removals: list[ResourceKey] = []
     for key in message.removals:
         try:
             removals.append((ResourceType(key.type), key.name))
         except ValueError:
             raise ConfigRejected(f"removal of unknown resource type {key.type!r}") from None
+    upserts: list[Resource] = []
+    for envelope in message.upserts:
+        if envelope.patch:
+            upserts.append(decode_resource(_patched(envelope, before)))
+        else:
+            upserts.append(decode_resource(envelope))
     return Delta(
-        base_version=message.base_version,
-        version=message.version,
-        upserts=tuple(_decode_all(message.upserts)),
-        removals=tuple(removals),
+        base_version=message.base_version, version=message.version, upserts=tuple(upserts), removals=tuple(removals)
     )
+
+
+def _patched(envelope: pb.Resource, before: Mapping[ResourceKey, Resource]) -> pb.Resource:
+    where = f"{envelope.type} {envelope.name!r}"
+    try:
+        old = before[(ResourceType(envelope.type), envelope.name)]
+    except (KeyError, ValueError):
+        raise BaseMismatch(f"{where}: patched, but the base holds no such resource") from None
+    try:
+        body = apply_patch(json.loads(dumps(old)), json.loads(envelope.patch))
+        encoded = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    except Exception as exc:  # the peer's bytes: a patch that does not fit asks for a full snapshot
+        raise BaseMismatch(f"{where}: patch does not apply: {exc}") from exc
+    return pb.Resource(type=envelope.type, name=envelope.name, schema_version=envelope.schema_version, body=encoded)
 
 
 _HEALTH = {

@@ -22,7 +22,7 @@ import grpc
 from nantian import __version__ as _nantian_version
 from nantian.errors import ConfigRejected
 from nantian.ir import Snapshot, apply
-from nantian.xds._codec import decode_delta, decode_snapshot, encode_status, pb, pb_grpc
+from nantian.xds._codec import BaseMismatch, decode_delta, decode_snapshot, encode_status, pb, pb_grpc
 from nantian.xds.consumer import ConfigConsumer, status_of
 from nantian.xds.server import GRPC_OPTIONS
 from nantian.xds.status import StatusReport
@@ -199,12 +199,12 @@ class XdsClient:
             if self.snapshot is None or d.base_version != self.snapshot.version:
                 return await self._nack(version, nonce, f"delta from {d.base_version}; I hold {self.version}", True)
             try:
-                delta = decode_delta(d)
+                delta = decode_delta(d, self.snapshot)
             except ConfigRejected as exc:
-                return await self._nack(version, nonce, str(exc))
+                return await self._nack(version, nonce, str(exc), isinstance(exc, BaseMismatch))
             try:
                 snapshot = apply(self.snapshot, delta)
-            except ConfigRejected as exc:
+            except ConfigRejected as exc:  # the result's content does not hash to the version: resync
                 return await self._nack(version, nonce, str(exc), True)
         else:
             log.debug("xds.empty_message target=%s", self.target)

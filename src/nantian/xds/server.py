@@ -298,7 +298,7 @@ class XdsServer:
         key = (base.version, snapshot.version)
         found = self._encoded_deltas.get(key)
         if found is None:
-            found = encode_delta(self.store.delta(base, snapshot))
+            found = encode_delta(self.store.delta(base, snapshot), base=base)
             self._encoded_deltas.put(key, found)
         return found
 
