@@ -185,13 +185,40 @@ converter = make_converter()
 """The shared resources converter."""
 
 
-def _format(exc: BaseException, type_: type | None) -> str:
-    if isinstance(exc, WrongType):
-        return str(exc)
-    return format_exception(exc, type_)
+def _error_lines(exc: BaseException, path: str) -> list[str]:
+    if isinstance(exc, cattrs.IterableValidationError):
+        items, without = exc.group_exceptions()
+        lines: list[str] = []
+        for sub, note in items:
+            index = note.index
+            lines.extend(
+                _error_lines(sub, f"{path}[{index}]") if _is_group(sub) else [_line(sub, note.type, f"{path}[{index}]")]
+            )
+        lines.extend(_line(sub, None, path) for sub in without)
+        return lines
+    if isinstance(exc, cattrs.ClassValidationError):
+        attrs_errors, without_notes = exc.group_exceptions()
+        lines = []
+        for sub, attr_note in attrs_errors:
+            sub_path = f"{path}.{wire_name(attr_note.name)}" if path else wire_name(attr_note.name)
+            lines.extend(_error_lines(sub, sub_path) if _is_group(sub) else [_line(sub, attr_note.type, sub_path)])
+        lines.extend(_line(sub, None, path) for sub in without_notes)
+        return lines
+    return [_line(exc, None, path)]
 
 
-def error_lines(exc: Exception) -> list[str]:
-    """``message @ field.path`` lines for a structuring failure (paths relative to the document root)."""
-    lines = cattrs.transform_error(exc, path="$", format_exception=_format)
-    return [line.replace(" @ $.", " @ ").replace(" @ $", " @ <root>") for line in lines]
+def _is_group(exc: BaseException) -> bool:
+    return isinstance(exc, cattrs.IterableValidationError | cattrs.ClassValidationError)
+
+
+def _line(exc: BaseException, type_: Any, path: str) -> str:
+    message = str(exc) if isinstance(exc, WrongType) else format_exception(exc, type_)
+    return f"{message} @ {path or '<root>'}"
+
+
+def error_lines(exc: BaseException) -> list[str]:
+    """``message @ field.path`` lines for a structuring failure, with Kubernetes field names.
+
+    Paths are relative to the document root: ``spec.listeners[0].port``, ``data[tls.crt]``.
+    """
+    return _error_lines(exc, "")

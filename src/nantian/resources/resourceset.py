@@ -29,7 +29,7 @@ def _sort_key(obj: KubeObject) -> tuple[str, str]:
 class _KindIndex:
     """Objects of one kind and lazily built views of them. Never mutated once built (caches aside)."""
 
-    __slots__ = ("_by_namespace", "_by_service", "_sorted", "objects", "raw")
+    __slots__ = ("_by_namespace", "_by_service", "_sorted", "_typed", "objects", "raw")
 
     def __init__(self, objects: dict[ObjectRef, KubeObject], raw: dict[ObjectRef, Mapping[str, Any]]) -> None:
         self.objects = objects
@@ -37,11 +37,21 @@ class _KindIndex:
         self._sorted: tuple[KubeObject, ...] | None = None
         self._by_namespace: dict[str, tuple[KubeObject, ...]] | None = None
         self._by_service: dict[tuple[str, str], tuple[EndpointSlice, ...]] | None = None
+        self._typed: tuple[type, tuple[Any, ...]] | None = None
 
     def sorted(self) -> tuple[KubeObject, ...]:
         if self._sorted is None:
             self._sorted = tuple(sorted(self.objects.values(), key=_sort_key))
         return self._sorted
+
+    def typed(self, cls: type[T]) -> tuple[T, ...]:
+        """The sorted objects that are ``cls`` instances (not UnknownObjects of an unserved version)."""
+        if self._typed is None or self._typed[0] is not cls:
+            objs = self.sorted()
+            typed = tuple(obj for obj in objs if isinstance(obj, cls))
+            self._typed = (cls, objs if len(typed) == len(objs) else typed)
+        view: tuple[T, ...] = self._typed[1]
+        return view
 
     def in_namespace(self, namespace: str) -> tuple[KubeObject, ...]:
         if self._by_namespace is None:
@@ -142,8 +152,7 @@ class ResourceSet:
         """
         if isinstance(kind, str):
             return self._kinds.get(kind, _NO_KIND).sorted()
-        objs = self._kinds.get(kind.KIND, _NO_KIND).sorted()
-        return tuple(obj for obj in objs if isinstance(obj, kind))
+        return self._kinds.get(kind.KIND, _NO_KIND).typed(kind)
 
     @overload
     def in_namespace(self, kind: type[T], namespace: str) -> tuple[T, ...]: ...
