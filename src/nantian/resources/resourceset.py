@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import attrs
 
@@ -50,8 +50,7 @@ class _KindIndex:
             objs = self.sorted()
             typed = tuple(obj for obj in objs if isinstance(obj, cls))
             self._typed = (cls, objs if len(typed) == len(objs) else typed)
-        view: tuple[T, ...] = self._typed[1]
-        return view
+        return cast("tuple[T, ...]", self._typed[1])
 
     def in_namespace(self, namespace: str) -> tuple[KubeObject, ...]:
         if self._by_namespace is None:
