@@ -211,7 +211,7 @@ def ir_virtual_hosts(clusters: Sequence[str] | None = None) -> st.SearchStrategy
         section=_NAMES,
         section_hostname=_optional(_HOSTNAMES),
         hostname=_HOSTNAMES,
-        routes=_tuples(ir_http_routes(clusters)),
+        routes=_tuples(ir_http_routes(clusters), max_size=2),
     )
 
 
