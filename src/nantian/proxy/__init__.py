@@ -1,5 +1,19 @@
 """The data plane: listeners, HTTP/1.1 and HTTP/2 front ends, router, filters, upstream pools.
 
 Embed it with :class:`ProxyRuntime` (``await rt.apply(snapshot)``). Protocol front ends plug into the core through
-:mod:`nantian.proxy.exchange`.
+:mod:`nantian.proxy.exchange`; plugin filters implement :class:`HttpFilter`.
 """
+
+from nantian.proxy.filters import FilterRequest, FilterResponse, HttpFilter, LocalResponse
+from nantian.proxy.runtime import ApplyResult, ListenerState, ProxyRuntime, RuntimeOptions
+
+__all__ = [
+    "ApplyResult",
+    "FilterRequest",
+    "FilterResponse",
+    "HttpFilter",
+    "ListenerState",
+    "LocalResponse",
+    "ProxyRuntime",
+    "RuntimeOptions",
+]

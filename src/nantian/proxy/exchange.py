@@ -265,8 +265,9 @@ class UpstreamRequest:
     ``headers`` are end-to-end headers without ``host`` and without pseudo-headers; ``authority`` becomes
     ``host`` (HTTP/1.1) or ``:authority`` (HTTP/2). ``raw_headers`` is the front end's raw header block when no
     filter changed headers and the request carries no hop-by-hop headers; ``extra_headers`` must then be sent
-    after it (``x-forwarded-for`` / ``x-forwarded-proto``). Pools that cannot use raw bytes ignore both
-    ``raw_headers`` and ``extra_headers`` and send ``headers`` (which then already contains the extra ones).
+    after it (``x-forwarded-for`` / ``x-forwarded-proto``), and ``headers`` is left empty. The core sets
+    ``raw_headers`` only for clusters whose protocol is ``HTTP1`` or ``WEBSOCKET`` (served by the built-in HTTP/1.1
+    pool); any other pool (h2c) always gets ``raw_headers=None`` and complete ``headers``.
     """
 
     method: str

@@ -1,0 +1,93 @@
+"""HTTP/1.1 wire helpers with no I/O: hop-by-hop headers, head encoding, chunk framing, status phrases."""
+
+from __future__ import annotations
+
+import http
+
+from nantian.proxy.exchange import Headers
+
+__all__ = [
+    "HOP_BY_HOP",
+    "LAST_CHUNK",
+    "encode_chunk",
+    "encode_request_head",
+    "encode_response_head",
+    "end_to_end",
+    "status_line",
+]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authenticate",
+        "proxy-authorization",
+    }
+)
+"""Headers that describe one connection and are never forwarded (RFC 9110 section 7.6.1)."""
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+_STATUS_LINES: dict[int, bytes] = {
+    s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in http.HTTPStatus
+}
+
+
+def status_line(status: int) -> bytes:
+    """``HTTP/1.1 200 OK\\r\\n`` (unknown codes get an empty reason phrase)."""
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else f"HTTP/1.1 {status} \r\n".encode("latin-1")
+
+
+def end_to_end(headers: Headers) -> Headers:
+    """``headers`` without hop-by-hop fields, including any named in ``connection`` (``te: trailers`` is kept)."""
+    named: set[str] = set()
+    hop = False
+    for k, v in headers:
+        if k in HOP_BY_HOP:
+            hop = True
+            if k == "connection":
+                named.update(t.strip().lower() for t in v.split(","))
+    if not hop:
+        return headers
+    return [
+        (k, v)
+        for k, v in headers
+        if k not in named and (k not in HOP_BY_HOP or (k == "te" and v.strip().lower() == "trailers"))
+    ]
+
+
+def _encode_fields(parts: list[str], headers: Headers) -> None:
+    for k, v in headers:
+        parts.append(k)
+        parts.append(": ")
+        parts.append(v)
+        parts.append("\r\n")
+
+
+def encode_response_head(status: int, headers: Headers, framing: str) -> bytes:
+    """Status line, ``headers`` and the front end's own ``framing`` lines (already ``\\r\\n``-terminated)."""
+    parts: list[str] = []
+    _encode_fields(parts, headers)
+    parts.append(framing)
+    parts.append("\r\n")
+    return status_line(status) + "".join(parts).encode("latin-1")
+
+
+def encode_request_head(method: str, target: str, authority: str, headers: Headers, framing: str) -> bytes:
+    """Request line, ``host``, ``headers`` and ``framing`` lines."""
+    parts = [method, " ", target, " HTTP/1.1\r\nhost: ", authority, "\r\n"]
+    _encode_fields(parts, headers)
+    parts.append(framing)
+    parts.append("\r\n")
+    return "".join(parts).encode("latin-1")
+
+
+def encode_chunk(data: bytes) -> list[bytes]:
+    """One chunk of a chunked body (``data`` must not be empty)."""
+    return [b"%x\r\n" % len(data), data, b"\r\n"]

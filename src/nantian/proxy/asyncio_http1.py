@@ -1,0 +1,582 @@
+"""The HTTP/1.1 front end: httptools on an asyncio Protocol, turning requests into exchanges.
+
+Keep-alive and pipelining: requests are parsed as they arrive, but handled one at a time in order (a pipelined
+request's body is buffered until its turn; reading pauses when too much waits). Bodies stream both ways with flow
+control: the request body pauses the transport above a high-water mark, the response waits for the transport's
+write buffer to drain. Malformed requests get 400 (oversize URI 414, oversize head 431) and the connection closes.
+Header-read and idle timeouts are enforced by the runtime's sweeper (:meth:`Http1Server.check_timeouts`), so the
+hot path arms no timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable, MutableSet
+
+import attrs
+import httptools
+
+from nantian.errors import RemoteProtocolError
+from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_response_head, status_line
+from nantian.proxy.bodies import StreamBody
+from nantian.proxy.exchange import BodySource, ByteStream, EmptyBody, Exchange, Headers, ListenerRef, RequestHead
+
+__all__ = ["Http1Options", "Http1Server"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class Http1Options:
+    """Limits of the HTTP/1.1 front end (seconds and bytes)."""
+
+    max_uri: int = 8192
+    max_head: int = 65536
+    header_timeout: float = 30.0
+    """From the first byte of a request head until the head is complete."""
+    idle_timeout: float = 300.0
+    """A keep-alive connection with no request in progress."""
+    max_pipelined: int = 16
+
+
+class _State(enum.Enum):
+    IDLE = 0
+    HEAD = 1
+    BUSY = 2
+
+
+class _ParseError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Response:
+    """The :class:`~nantian.proxy.exchange.ResponseSink` of one request on an HTTP/1.1 connection."""
+
+    __slots__ = ("_chunked", "_conn", "_head", "_method", "_no_body", "_te_trailers", "_version", "ended", "started")
+
+    def __init__(self, conn: Http1Server, method: str, version: str, te_trailers: bool) -> None:
+        self._conn = conn
+        self._method = method
+        self._version = version
+        self._te_trailers = te_trailers
+        self._head: bytes | None = None
+        self._chunked = False
+        self._no_body = False
+        self.started = False
+        self.ended = False
+
+    async def start(self, status: int, headers: Headers) -> None:
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        conn = self._conn
+        no_body = self._method == "HEAD" or status < 200 or status in (204, 304)
+        self._no_body = no_body
+        has_length = False
+        for k, _ in headers:
+            if k == "content-length":
+                has_length = True
+                break
+        framing = ""
+        if not has_length and not no_body:
+            if self._version == "1.1":
+                self._chunked = True
+                framing = "transfer-encoding: chunked\r\n"
+            else:
+                conn.keep_alive = False
+        if not conn.keep_alive:
+            framing += "connection: close\r\n"
+        elif self._version == "1.0":
+            framing += "connection: keep-alive\r\n"
+        self._head = encode_response_head(status, headers, framing)
+
+    async def send(self, data: bytes) -> None:
+        if not data or self._no_body:
+            return
+        conn = self._conn
+        transport = conn.transport
+        if transport is None or conn.closed:
+            raise ConnectionResetError("client went away")
+        parts: list[bytes] = []
+        if self._head is not None:
+            parts.append(self._head)
+            self._head = None
+        if self._chunked:
+            parts.extend(encode_chunk(data))
+        else:
+            parts.append(data)
+        transport.writelines(parts)
+        if conn.write_paused:
+            await conn.drained()
+
+    async def end(self, trailers: Headers | None = None) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        conn = self._conn
+        transport = conn.transport
+        if transport is not None and not conn.closed:
+            parts: list[bytes] = []
+            if self._head is not None:
+                parts.append(self._head)
+                self._head = None
+            if self._chunked:
+                if trailers and self._te_trailers:
+                    fields = "".join(f"{k}: {v}\r\n" for k, v in trailers)
+                    parts.append(b"0\r\n" + fields.encode("latin-1") + b"\r\n")
+                else:
+                    parts.append(LAST_CHUNK)
+            if parts:
+                transport.writelines(parts)
+        conn.response_ended()
+
+    def abort(self) -> None:
+        self.ended = True
+        self._conn.keep_alive = False
+        self._conn.close()
+        self._conn.response_ended()
+
+
+class _Downstream:
+    """The downstream side of an upgraded connection as a :class:`~nantian.proxy.exchange.ByteStream`."""
+
+    def __init__(self, conn: Http1Server, initial: bytes) -> None:
+        self._conn = conn
+        self._body = StreamBody(None, conn.pause_reading, conn.resume_reading)
+        if initial:
+            self._body.feed(initial)
+
+    def feed(self, data: bytes) -> None:
+        self._body.feed(data)
+
+    def feed_eof(self) -> None:
+        self._body.finish()
+
+    async def read(self) -> bytes:
+        try:
+            return await self._body.read()
+        except RemoteProtocolError:
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        t = self._conn.transport
+        if t is not None and not self._conn.closed:
+            t.write(data)
+            if self._conn.write_paused:
+                await self._conn.drained()
+
+    def write_eof(self) -> None:
+        t = self._conn.transport
+        if t is not None and not self._conn.closed and t.can_write_eof():
+            t.write_eof()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _Cycle:
+    __slots__ = ("body", "exchange", "response")
+
+    def __init__(self, exchange: Exchange, body: StreamBody | None, response: _Response) -> None:
+        self.exchange = exchange
+        self.body = body
+        self.response = response
+
+
+class Http1Server(asyncio.Protocol):
+    """One downstream HTTP/1.1 connection.
+
+    :param listener: The runtime's handle of the listener (``listener.current`` is read per request).
+    :param scheme: ``http`` or ``https``.
+    :param sni_section: HTTPS: the section the TLS handshake chose by SNI (for 421 detection).
+    :param connections: The runtime's set of open connections (for drain, limits and timeouts).
+    :param on_error: Called with the status of every request answered here because it was malformed.
+    """
+
+    def __init__(
+        self,
+        listener: ListenerRef,
+        *,
+        options: Http1Options | None = None,
+        scheme: str = "http",
+        sni_section: str | None = None,
+        sni: str | None = None,
+        connections: MutableSet[object] | None = None,
+        on_error: Callable[[int], None] | None = None,
+    ) -> None:
+        self.listener = listener
+        self.options = options or Http1Options()
+        self.scheme = scheme
+        self.sni_section = sni_section
+        self.sni = sni
+        self._connections = connections
+        self._on_error = on_error
+        self._parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.client: tuple[str, int] | None = None
+        self.closed = False
+        self.keep_alive = True
+        self.write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_event_loop()
+        # the request being parsed
+        self._url = b""
+        self._headers: Headers = []
+        self._raw: list[bytes] = []
+        self._head_size = 0
+        self._in_head = False
+        self._parsing_body: StreamBody | None = None
+        self._trailers: Headers | None = None
+        # requests waiting or running, in order
+        self._queue: deque[_Cycle] = deque()
+        self._active: _Cycle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._tunnel: _Downstream | None = None
+        self._paused = False
+        self._draining = False
+        self._errored = False
+        self.state = _State.IDLE
+        self.state_since = 0.0
+
+    # -- asyncio callbacks -------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (str(peer[0]), int(peer[1]))
+        self.state_since = self._loop.time()
+        if self._connections is not None:
+            self._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel.feed(data)
+            return
+        if self.closed or self._errored:
+            return
+        if self.state is _State.IDLE:
+            self.state = _State.HEAD
+            self.state_since = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = int(exc.args[0]) if exc.args else len(data)
+            self._start_upgrade(data[offset:])
+            return
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _ParseError):
+                self._protocol_error(cause.status, str(cause))
+            else:
+                self._protocol_error(400, str(exc))
+            return
+        if self._in_head:
+            self._head_size += len(data)
+            if self._head_size > self.options.max_head:
+                self._protocol_error(431, "request head too large")
+
+    def eof_received(self) -> bool | None:
+        if self._tunnel is not None:
+            self._tunnel.feed_eof()
+            return True
+        body = self._parsing_body
+        if body is not None and not body.done:
+            body.fail(RemoteProtocolError("client closed the connection in the request body"))
+        self.keep_alive = False
+        if self._active is None and not self._queue:
+            self.close()
+        return True  # half-closed: finish the responses in progress, then close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._connections is not None:
+            self._connections.discard(self)
+        if self._tunnel is not None:
+            self._tunnel.feed_eof()
+        for cycle in (self._active, *self._queue):
+            if cycle is not None and cycle.body is not None and not cycle.body.done:
+                cycle.body.fail(RemoteProtocolError("client went away"))
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        drain = self._drain
+        if drain is not None:
+            self._drain = None
+            if not drain.done():
+                drain.set_result(None)
+
+    async def drained(self) -> None:
+        """Wait until the transport's write buffer is below its low-water mark (or the connection is gone)."""
+        if self.write_paused and not self.closed:
+            if self._drain is None:
+                self._drain = self._loop.create_future()
+            await self._drain
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed and self._paused:
+            self._paused = False
+            self.transport.resume_reading()
+
+    # -- parser callbacks --------------------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._raw = []
+        self._head_size = 0
+        self._in_head = True
+        self._trailers = None
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.options.max_uri:
+            raise _ParseError(414, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:  # a trailer field of a chunked body
+            if self._trailers is None:
+                self._trailers = []
+            self._trailers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+            return
+        self._raw.append(b"%s: %s\r\n" % (name, value))
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        parser = self._parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise _ParseError(505 if version.startswith("2") else 400, f"HTTP version {version} not served")
+        method = parser.get_method().decode("latin-1")
+        headers = self._headers
+        authority: str | None = None
+        length: int | None = None
+        chunked = False
+        upgrade = False
+        expect = False
+        te_trailers = False
+        plain = True
+        for k, v in headers:
+            if k == "host":
+                if authority is not None:
+                    raise _ParseError(400, "more than one Host header")
+                authority = v
+            elif k == "content-length":
+                length = int(v)
+            elif k == "transfer-encoding":
+                chunked = True
+                plain = False
+            elif k == "connection" or k == "upgrade" or k == "keep-alive" or k == "proxy-connection":
+                plain = False
+                if k == "upgrade":
+                    upgrade = True
+            elif k == "expect":
+                expect = v.lower() == "100-continue"
+                plain = False
+            elif k == "te":
+                te_trailers = "trailers" in v.lower()
+                plain = False
+        if authority is None:
+            if version == "1.1":
+                raise _ParseError(400, "missing Host header")
+            authority = ""
+        target = self._url.decode("latin-1")
+        if not target.startswith("/"):
+            target = self._origin_form(target)
+        if not parser.should_keep_alive() or self._draining:
+            self.keep_alive = False
+        body: StreamBody | None = None
+        source: BodySource
+        if chunked or (length is not None and length > 0):
+            body = StreamBody(None if chunked else length, self.pause_reading, self.resume_reading)
+            source = body
+        else:
+            source = EmptyBody()
+        self._parsing_body = body
+        response = _Response(self, method, version, te_trailers)
+        head = RequestHead(
+            method=method,
+            target=target,
+            authority=authority,
+            scheme=self.scheme,
+            headers=headers,
+            http_version=version,
+            client=self.client,
+            sni_section=self.sni_section,
+            sni=self.sni,
+            raw_headers=b"".join(self._raw) if plain and not upgrade else None,
+        )
+        exchange = Exchange(
+            listener=self.listener.name,
+            head=head,
+            body=source,
+            response=response,
+            received_at=self._loop.time(),
+            upgrade=self._accept_upgrade if upgrade else None,
+        )
+        if body is not None and expect:
+            body.on_first_read(self._send_continue)
+        cycle = _Cycle(exchange, body, response)
+        if self._active is None:
+            self._run(cycle)
+        else:
+            self._queue.append(cycle)
+            if len(self._queue) >= self.options.max_pipelined:
+                self.pause_reading()
+
+    def on_body(self, data: bytes) -> None:
+        body = self._parsing_body
+        if body is not None:
+            body.feed(data)
+
+    def on_message_complete(self) -> None:
+        body = self._parsing_body
+        if body is not None:
+            body.finish(self._trailers)
+            self._parsing_body = None
+
+    @staticmethod
+    def _origin_form(target: str) -> str:
+        if target == "*":
+            return target
+        scheme_end = target.find("://")
+        if scheme_end < 0:
+            raise _ParseError(400, "invalid request target")
+        slash = target.find("/", scheme_end + 3)
+        return target[slash:] if slash >= 0 else "/"
+
+    # -- request cycles ----------------------------------------------------------------------------------------
+    def _run(self, cycle: _Cycle) -> None:
+        self._active = cycle
+        self.state = _State.BUSY
+        self._task = self._loop.create_task(self._handle(cycle))
+
+    async def _handle(self, cycle: _Cycle) -> None:
+        try:
+            await self.listener.current.handle(cycle.exchange)
+        except asyncio.CancelledError:
+            if not cycle.response.ended:
+                cycle.response.abort()
+            raise
+        except Exception:
+            log.error("http1.handler_failed listener=%s", self.listener.name, exc_info=True)
+            if not cycle.response.ended:
+                if cycle.response.started:
+                    cycle.response.abort()
+                else:
+                    self.keep_alive = False
+                    await cycle.response.start(500, [("content-length", "0")])
+                    await cycle.response.end()
+        if not cycle.response.ended:
+            cycle.response.abort()
+
+    def response_ended(self) -> None:
+        """Called by the response sink when the active response is complete."""
+        cycle = self._active
+        if cycle is None:
+            return
+        self._active = None
+        body = cycle.body
+        if body is not None and not body.done:
+            # the body was not read to its end: the rest of it cannot be told apart from the next request
+            self.keep_alive = False
+        if not self.keep_alive or self.closed:
+            self._queue.clear()
+            self.close()
+            return
+        if self._queue:
+            nxt = self._queue.popleft()
+            if self._paused and len(self._queue) < self.options.max_pipelined // 2:
+                self.resume_reading()
+            self._run(nxt)
+        else:
+            self.state = _State.HEAD if self._in_head else _State.IDLE
+            self.state_since = self._loop.time()
+
+    def _send_continue(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    # -- upgrades ----------------------------------------------------------------------------------------------
+    def _start_upgrade(self, rest: bytes) -> None:
+        self._tunnel = _Downstream(self, rest)
+        self.keep_alive = False  # whatever happens, this connection no longer speaks HTTP/1.1 to us
+
+    def _accept_upgrade(self, status: int, headers: Headers) -> ByteStream:
+        assert self._tunnel is not None
+        cycle = self._active
+        if cycle is not None:
+            cycle.response.started = True
+            cycle.response.ended = True
+        head = encode_response_head(status, headers, "")
+        if self.transport is not None and not self.closed:
+            self.transport.write(head)
+        return self._tunnel
+
+    # -- errors, timeouts, shutdown ----------------------------------------------------------------------------
+    def _protocol_error(self, status: int, message: str) -> None:
+        log.debug("http1.bad_request listener=%s status=%s reason=%s", self.listener.name, status, message)
+        if self._on_error is not None:
+            self._on_error(status)
+        self._errored = True
+        self.keep_alive = False
+        body = self._parsing_body
+        if body is not None and not body.done:
+            body.fail(RemoteProtocolError(message))
+        if self._active is None and self.transport is not None and not self.closed:
+            payload = message.encode("latin-1", "replace")
+            self.transport.write(
+                status_line(status)
+                + b"content-type: text/plain\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+                % (len(payload), payload)
+            )
+            self.close()
+        else:
+            self._queue.clear()
+            self.pause_reading()
+
+    def check_timeouts(self, now: float) -> None:
+        """Close the connection when a head has been read too slowly or it has been idle too long."""
+        if self.closed or self._tunnel is not None:
+            return
+        if self.state is _State.HEAD and now - self.state_since > self.options.header_timeout:
+            self._protocol_error(408, "request head not received in time")
+        elif self.state is _State.IDLE and now - self.state_since > self.options.idle_timeout:
+            self.close()
+
+    def shutdown(self) -> None:
+        """Drain: finish the request in progress (answered with ``connection: close``), then close."""
+        self._draining = True
+        self.keep_alive = False
+        if self._active is None and self._tunnel is None:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        """Close now, dropping anything unsent."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()

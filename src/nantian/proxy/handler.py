@@ -1,0 +1,93 @@
+"""The compiled form of one IR listener: host lookup, 404/421, route dispatch, metrics and the access log.
+
+This is the :class:`~nantian.proxy.exchange.ExchangeHandler` the front ends call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nantian.proxy.exchange import Exchange
+from nantian.proxy.metrics import ProxyMetrics
+from nantian.proxy.route_plan import Outcome, RoutePlan, answer
+from nantian.proxy.router import HostMap, RouteTable, host_of, split_target
+
+__all__ = ["CompiledListener", "Section"]
+
+access_log = logging.getLogger("nantian.access")
+
+
+class Section:
+    """One Gateway listener (``namespace/gateway/listener``) of an IR listener: its virtual hosts."""
+
+    __slots__ = ("hostname", "name", "vhosts")
+
+    def __init__(self, name: str, hostname: str | None, vhosts: HostMap[RouteTable[RoutePlan]]) -> None:
+        self.name = name
+        self.hostname = hostname
+        self.vhosts = vhosts
+
+
+class CompiledListener:
+    """Routes requests of one IR listener. ``handle`` is called by the front ends for every request."""
+
+    def __init__(
+        self,
+        name: str,
+        sections: HostMap[Section],
+        *,
+        metrics: ProxyMetrics,
+        detect_misdirected: bool = True,
+        access_log_enabled: bool = True,
+    ) -> None:
+        self.name = name
+        self.sections = sections
+        self.metrics = metrics
+        self.detect_misdirected = detect_misdirected
+        self.access_log = access_log_enabled
+
+    async def handle(self, exchange: Exchange) -> None:
+        head = exchange.head
+        host = host_of(head.authority)
+        path, query = split_target(head.target)
+        route = "-"
+        section = self.sections.lookup(host)
+        if section is None:
+            outcome = await answer(exchange, 404, body=b"no route")
+        elif self.detect_misdirected and head.sni_section is not None and head.sni_section != section.name:
+            outcome = await answer(exchange, 421, body=b"misdirected request")
+        else:
+            table = section.vhosts.lookup(host)
+            plan = table.match(head.method, path, query, head.headers) if table is not None else None
+            if plan is None:
+                outcome = await answer(exchange, 404, body=b"no route")
+            else:
+                route = plan.name
+                outcome = await plan.serve(exchange, path, query, host)
+        self._record(exchange, route, outcome)
+
+    def _record(self, exchange: Exchange, route: str, outcome: Outcome) -> None:
+        elapsed = asyncio.get_running_loop().time() - exchange.received_at
+        self.metrics.observe_request(self.name, route, outcome.backend, outcome.status, elapsed)
+        if self.access_log and access_log.isEnabledFor(logging.INFO):
+            head = exchange.head
+            received = getattr(exchange.body, "received", None)
+            upstream = outcome.upstream_seconds
+            access_log.info(
+                "access listener=%s route=%s backend=%s method=%s authority=%s path=%s status=%d "
+                "duration_ms=%.3f upstream_ms=%s bytes_in=%s bytes_out=%d client=%s protocol=HTTP/%s",
+                self.name,
+                route,
+                outcome.backend,
+                head.method,
+                head.authority,
+                head.target,
+                outcome.status,
+                elapsed * 1000.0,
+                f"{upstream * 1000.0:.3f}" if upstream is not None else "-",
+                received if received is not None else (exchange.body.content_length or 0),
+                outcome.bytes_out,
+                head.client[0] if head.client is not None else "-",
+                head.http_version,
+            )

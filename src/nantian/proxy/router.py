@@ -1,0 +1,220 @@
+"""Request routing: host lookup (sections, then virtual hosts) and ordered per-host route matching.
+
+Pure data structures, compiled once per snapshot: regular expressions are compiled here, exact and prefix paths are
+indexed so a lookup costs a few dict probes instead of a scan over every route, and the IR's precedence order is
+kept (the first matching route in IR order wins).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
+from urllib.parse import parse_qsl
+
+from nantian.ir import HttpMatch, PathMatchType, StringMatchType
+
+__all__ = ["HostMap", "RouteTable", "host_of", "split_target"]
+
+T = TypeVar("T")
+
+
+def host_of(authority: str) -> str:
+    """The host part of an authority (``Host`` header), lower-case, without port or trailing dot."""
+    if authority.startswith("["):
+        end = authority.find("]")
+        host = authority[: end + 1] if end > 0 else authority
+    else:
+        colon = authority.rfind(":")
+        host = authority[:colon] if colon >= 0 else authority
+    return host.rstrip(".").lower()
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """``/path?query`` -> (``/path``, ``query``). An empty path becomes ``/``."""
+    q = target.find("?")
+    if q < 0:
+        return (target or "/"), ""
+    return (target[:q] or "/"), target[q + 1 :]
+
+
+class HostMap(Generic[T]):
+    """Values keyed by hostname pattern: exact names, ``*.suffix`` wildcards, and a catch-all (``None`` or ``*``).
+
+    :meth:`lookup` picks the exact name, else the wildcard with the longest suffix, else the catch-all. A
+    wildcard ``*.example.com`` matches any name with at least one more label (``a.b.example.com``), never
+    ``example.com`` itself. The first value given for a pattern wins.
+    """
+
+    __slots__ = ("_any", "_exact", "_wild")
+
+    def __init__(self, items: Iterable[tuple[str | None, T]]) -> None:
+        self._exact: dict[str, T] = {}
+        self._wild: dict[str, T] = {}
+        self._any: T | None = None
+        for pattern, value in items:
+            if pattern is None or pattern == "*":
+                if self._any is None:
+                    self._any = value
+            elif pattern.startswith("*."):
+                self._wild.setdefault(pattern[2:].rstrip(".").lower(), value)
+            else:
+                self._exact.setdefault(pattern.rstrip(".").lower(), value)
+
+    def lookup(self, host: str) -> T | None:
+        """The value for ``host`` (already lower-case, no port), or ``None``."""
+        found = self._exact.get(host)
+        if found is not None:
+            return found
+        if self._wild:
+            dot = host.find(".")
+            while dot >= 0:
+                found = self._wild.get(host[dot + 1 :])
+                if found is not None:
+                    return found
+                dot = host.find(".", dot + 1)
+        return self._any
+
+    def values(self) -> list[T]:
+        """Every value, exact ones first."""
+        out = [*self._exact.values(), *self._wild.values()]
+        if self._any is not None:
+            out.append(self._any)
+        return out
+
+
+class _Matcher(Generic[T]):
+    """Everything but the path of one :class:`~nantian.ir.HttpMatch`, compiled."""
+
+    __slots__ = ("headers", "index", "method", "path_regex", "query", "value")
+
+    def __init__(self, index: int, match: HttpMatch, value: T) -> None:
+        self.index = index
+        self.value = value
+        self.method = match.method.upper() if match.method else None
+        self.path_regex = re.compile(match.path.value) if match.path.type is PathMatchType.REGEX else None
+        self.headers: tuple[tuple[str, str | None, re.Pattern[str] | None], ...] = tuple(
+            (
+                h.name.lower(),
+                h.value if h.type is StringMatchType.EXACT else None,
+                re.compile(h.value) if h.type is StringMatchType.REGEX else None,
+            )
+            for h in match.headers
+        )
+        self.query: tuple[tuple[str, str | None, re.Pattern[str] | None], ...] = tuple(
+            (
+                q.name,
+                q.value if q.type is StringMatchType.EXACT else None,
+                re.compile(q.value) if q.type is StringMatchType.REGEX else None,
+            )
+            for q in match.query
+        )
+
+    def matches_rest(
+        self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]], cache: dict[str, object]
+    ) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        if self.path_regex is not None and self.path_regex.fullmatch(path) is None:
+            return False
+        if self.headers:
+            hmap = cache.get("h")
+            if hmap is None:
+                acc: dict[str, str] = {}
+                for k, v in headers:
+                    acc[k] = f"{acc[k]},{v}" if k in acc else v
+                cache["h"] = hmap = acc
+            assert isinstance(hmap, dict)
+            for name, exact, rx in self.headers:
+                got = hmap.get(name)
+                if got is None:
+                    return False
+                if exact is not None:
+                    if got != exact:
+                        return False
+                elif rx is not None and rx.fullmatch(got) is None:
+                    return False
+        if self.query:
+            qmap = cache.get("q")
+            if qmap is None:
+                qacc: dict[str, str] = {}
+                for k, v in parse_qsl(query, keep_blank_values=True):
+                    qacc.setdefault(k, v)
+                cache["q"] = qmap = qacc
+            assert isinstance(qmap, dict)
+            for name, exact, rx in self.query:
+                got = qmap.get(name)
+                if got is None:
+                    return False
+                if exact is not None:
+                    if got != exact:
+                        return False
+                elif rx is not None and rx.fullmatch(got) is None:
+                    return False
+        return True
+
+
+def _prefix_key(prefix: str) -> str:
+    """Prefixes match whole segments and ignore a trailing slash: ``/a/`` and ``/a`` are the same prefix."""
+    return prefix.rstrip("/")
+
+
+class RouteTable(Generic[T]):
+    """The routes of one virtual host, in precedence order; :meth:`match` returns the first that matches.
+
+    Exact paths and path prefixes are indexed by path, so only routes whose path can match are checked.
+    """
+
+    __slots__ = ("_all_regex", "_exact", "_prefix", "_regex", "size")
+
+    def __init__(self, entries: Sequence[tuple[HttpMatch, T]]) -> None:
+        self._exact: dict[str, list[_Matcher[T]]] = {}
+        self._prefix: dict[str, list[_Matcher[T]]] = {}
+        self._regex: list[_Matcher[T]] = []
+        for i, (match, value) in enumerate(entries):
+            m = _Matcher(i, match, value)
+            if match.path.type is PathMatchType.EXACT:
+                self._exact.setdefault(match.path.value, []).append(m)
+            elif match.path.type is PathMatchType.PREFIX:
+                self._prefix.setdefault(_prefix_key(match.path.value), []).append(m)
+            else:
+                self._regex.append(m)
+        self._all_regex = self._regex
+        self.size = len(entries)
+
+    def candidates(self, path: str) -> list[_Matcher[T]]:
+        """Routes whose path part can match ``path``, in precedence order."""
+        groups: list[list[_Matcher[T]]] = []
+        exact = self._exact.get(path)
+        if exact is not None:
+            groups.append(exact)
+        prefix = self._prefix
+        if prefix:
+            found = prefix.get("")
+            if found is not None:
+                groups.append(found)
+            slash = path.find("/", 1)
+            while slash > 0:
+                found = prefix.get(path[:slash])
+                if found is not None:
+                    groups.append(found)
+                slash = path.find("/", slash + 1)
+            if len(path) > 1:
+                found = prefix.get(path.rstrip("/") if path.endswith("/") else path)
+                if found is not None and found not in groups:
+                    groups.append(found)
+        if self._regex:
+            groups.append(self._regex)
+        if len(groups) == 1:
+            return groups[0]
+        merged = [m for g in groups for m in g]
+        merged.sort(key=lambda m: m.index)
+        return merged
+
+    def match(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]]) -> T | None:
+        """The first route (in IR order) matching the request, or ``None``."""
+        cache: dict[str, object] = {}
+        for m in self.candidates(path):
+            if m.matches_rest(method, path, query, headers, cache):
+                return m.value
+        return None

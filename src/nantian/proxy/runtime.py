@@ -1,0 +1,412 @@
+"""The proxy runtime: binds the listeners of applied snapshots and swaps compiled configs in atomically.
+
+::
+
+    rt = ProxyRuntime(RuntimeOptions(port_offset=0, bind_failure="report"))
+    result = await rt.apply(snapshot)        # ConfigRejected: nothing changed
+    ...
+    await rt.drain(10.0)
+
+In-flight requests finish on the config they started with (front ends read :attr:`ListenerRef.current` once per
+request); unchanged listeners keep their sockets and connections; new ones bind, removed ones close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+import attrs
+import pluggy
+
+from nantian.errors import ConfigRejected
+from nantian.ir import Listener, Protocol, Snapshot
+from nantian.proxy.asyncio_h2 import H2Options, negotiating_factory
+from nantian.proxy.asyncio_http1 import Http1Options, Http1Server
+from nantian.proxy.clusters import PoolRegistry
+from nantian.proxy.config import HTTP_PROTOCOLS, CompiledConfig, compile_snapshot
+from nantian.proxy.exchange import ListenerRef
+from nantian.proxy.metrics import ProxyMetrics
+from nantian.proxy.tls import ServerTls, TlsSession
+
+__all__ = ["ApplyResult", "ListenerState", "ProxyRuntime", "RuntimeOptions"]
+
+log = logging.getLogger(__name__)
+
+BindFailure = Literal["report", "reject"]
+
+
+@attrs.frozen(kw_only=True)
+class RuntimeOptions:
+    """How a :class:`ProxyRuntime` binds and serves.
+
+    :param port_offset: Added to every IR listener port when binding (run unprivileged, or several data planes).
+    :param node_id: This data plane's name (for status reports and logs).
+    :param bind_failure: ``"report"``: apply the rest and report listeners that cannot bind; ``"reject"``: refuse
+        the whole snapshot.
+    :param access_log: One ``nantian.access`` INFO line per request.
+    :param drain_timeout: Default seconds :meth:`ProxyRuntime.drain` waits for in-flight requests.
+    :param max_connections: Open downstream connections over all listeners; more are closed on accept.
+    """
+
+    port_offset: int = 0
+    node_id: str = "nantian"
+    bind_failure: BindFailure = "report"
+    access_log: bool = True
+    drain_timeout: float = 10.0
+    max_connections: int = 10000
+    http1: Http1Options = attrs.field(factory=Http1Options)
+    h2: H2Options = attrs.field(factory=H2Options)
+    sweep_interval: float = 1.0
+    """Seconds between checks of the header-read and idle timeouts."""
+    backlog: int = 1024
+
+
+@attrs.frozen(kw_only=True)
+class ListenerState:
+    """A listener of the last applied snapshot: where it binds and whether that worked."""
+
+    name: str
+    address: str
+    port: int
+    """The bound port (IR port plus the offset)."""
+    protocol: str
+    bound: bool
+    error: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ApplyResult:
+    """What :meth:`ProxyRuntime.apply` did. ``failed`` maps listener names to why they are not served."""
+
+    version: str
+    bound: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    closed: tuple[str, ...] = ()
+    failed: Mapping[str, str] = attrs.field(factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class _Refused(asyncio.Protocol):
+    """Closes a connection over the connection limit."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()  # type: ignore[attr-defined]
+
+
+@attrs.define(eq=False)
+class _Bound:
+    ir: Listener
+    bind_key: tuple[str, int, Protocol]
+    tls_key: str
+    ref: ListenerRef
+    server: asyncio.Server
+    connections: set[object]
+
+
+def _tls_key(lst: Listener, snapshot: Snapshot) -> str:
+    if not lst.certificates:
+        return ""
+    names = {c.secret for c in lst.certificates}
+    for cert in lst.certificates:
+        if cert.client_validation is not None:
+            names.update(cert.client_validation.ca_secrets)
+    secrets = [s for s in snapshot.secrets if s.name in names]
+    return repr((lst.certificates, secrets))
+
+
+class ProxyRuntime:
+    """The data plane: apply snapshots, serve them, report listener states, counters and metrics."""
+
+    def __init__(
+        self, options: RuntimeOptions | None = None, plugin_manager: pluggy.PluginManager | None = None
+    ) -> None:
+        self.options = options or RuntimeOptions()
+        if plugin_manager is None:
+            from nantian.plugins.manager import get_plugin_manager
+
+            plugin_manager = get_plugin_manager()
+        self._pm = plugin_manager
+        self.metrics = ProxyMetrics()
+        self._pools = PoolRegistry(self.metrics)
+        self._bound: dict[str, _Bound] = {}
+        self._states: dict[str, ListenerState] = {}
+        self._config: CompiledConfig | None = None
+        self._lock = asyncio.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- read side ---------------------------------------------------------------------------------------------
+    @property
+    def version(self) -> str | None:
+        """Version of the last applied snapshot."""
+        return self._config.version if self._config is not None else None
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The last applied snapshot."""
+        return self._config.snapshot if self._config is not None else None
+
+    @property
+    def metrics_registry(self) -> object:
+        """The :class:`prometheus_client.CollectorRegistry` holding this runtime's metrics."""
+        return self.metrics.registry
+
+    def listener_states(self) -> Mapping[str, ListenerState]:
+        """Every listener of the last applied snapshot, by IR name."""
+        return dict(self._states)
+
+    def counters(self) -> Mapping[str, int]:
+        """Totals for status reports: requests, errors (5xx), active connections, ..."""
+        out = dict(self.metrics.counts)
+        out["active_connections"] = self._connection_count()
+        out["listeners_bound"] = len(self._bound)
+        return out
+
+    def bound_port(self, name: str) -> int | None:
+        """The port listener ``name`` is bound to, if it is."""
+        b = self._bound.get(name)
+        if b is None:
+            return None
+        sockets = b.server.sockets
+        return int(sockets[0].getsockname()[1]) if sockets else None
+
+    def _connection_count(self) -> int:
+        return sum(len(b.connections) for b in self._bound.values())
+
+    # -- apply -------------------------------------------------------------------------------------------------
+    async def apply(self, snapshot: Snapshot) -> ApplyResult:
+        """Compile ``snapshot`` and swap it in atomically.
+
+        :raises ConfigRejected: the snapshot does not compile, or (``bind_failure="reject"``) a listener cannot
+            bind. Nothing changes then.
+        """
+        async with self._lock:
+            if self._closed:
+                raise ConfigRejected("the proxy runtime is closed")
+            compiled = compile_snapshot(
+                snapshot,
+                self._pools,
+                metrics=self.metrics,
+                plugin_manager=self._pm,
+                access_log=self.options.access_log,
+            )
+            offset = self.options.port_offset
+            failed: dict[str, str] = {}
+            bind_errors: dict[str, str] = {}
+            new: dict[str, _Bound] = {}
+            kept: list[str] = []
+            states: dict[str, ListenerState] = {}
+            for lst in snapshot.listeners:
+                port = lst.port + offset
+                state = functools.partial(
+                    ListenerState, name=lst.name, address=lst.address, port=port, protocol=lst.protocol.value
+                )
+                if lst.protocol not in HTTP_PROTOCOLS:
+                    failed[lst.name] = f"protocol {lst.protocol.value} is not served by the nantian proxy"
+                    states[lst.name] = state(bound=False, error=failed[lst.name])
+                    continue
+                key = (lst.address, port, lst.protocol)
+                tls_key = _tls_key(lst, snapshot)
+                old = self._bound.get(lst.name)
+                if old is not None and old.bind_key == key and old.tls_key == tls_key:
+                    kept.append(lst.name)
+                    states[lst.name] = state(bound=True)
+                    continue
+                ref = old.ref if old is not None else ListenerRef(name=lst.name, current=compiled.listeners[lst.name])
+                connections = old.connections if old is not None else set()
+                try:
+                    server = await self._bind(lst, port, ref, connections, compiled.server_tls.get(lst.name))
+                except OSError as exc:
+                    bind_errors[lst.name] = failed[lst.name] = (
+                        f"cannot bind {lst.address}:{port}: {exc.strerror or exc}"
+                    )
+                    states[lst.name] = state(bound=False, error=failed[lst.name])
+                    log.warning(
+                        "proxy.bind_failed listener=%s address=%s port=%s error=%s", lst.name, lst.address, port, exc
+                    )
+                    continue
+                new[lst.name] = _Bound(lst, key, tls_key, ref, server, connections)
+                states[lst.name] = state(bound=True)
+            if bind_errors and self.options.bind_failure == "reject":
+                for b in new.values():
+                    b.server.close()
+                raise ConfigRejected(
+                    "listeners cannot bind: " + "; ".join(f"{n}: {e}" for n, e in sorted(bind_errors.items()))
+                )
+            # -- the swap: nothing below can fail --
+            closed: list[str] = []
+            for name, b in list(self._bound.items()):
+                if name in kept:
+                    b.ir = next(lst for lst in snapshot.listeners if lst.name == name)
+                    b.ref.current = compiled.listeners[name]
+                    continue
+                replaced = new.get(name)
+                b.server.close()
+                if replaced is None:
+                    closed.append(name)
+                    for conn in list(b.connections):
+                        _shutdown(conn)
+                    with contextlib.suppress(KeyError):
+                        self.metrics.active_connections.remove(name)
+                del self._bound[name]
+            for name, b in new.items():
+                b.ref.current = compiled.listeners[name]
+                self._bound[name] = b
+                conns = b.connections
+                self.metrics.active_connections.labels(name).set_function(lambda c=conns: len(c))  # type: ignore[misc]
+            self._pools.retain(compiled.pool_keys)
+            self._config = compiled
+            self._states = states
+            self._ensure_sweeper()
+            log.info(
+                "proxy.applied version=%s bound=%d kept=%d closed=%d failed=%d",
+                snapshot.version,
+                len(new),
+                len(kept),
+                len(closed),
+                len(failed),
+            )
+            return ApplyResult(
+                version=snapshot.version,
+                bound=tuple(sorted(new)),
+                kept=tuple(sorted(kept)),
+                closed=tuple(sorted(closed)),
+                failed=failed,
+            )
+
+    async def _bind(
+        self,
+        lst: Listener,
+        port: int,
+        ref: ListenerRef,
+        connections: set[object],
+        server_tls: ServerTls | None,
+    ) -> asyncio.Server:
+        family = socket.AF_INET6 if ":" in lst.address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_REUSEPORT"):
+                # lets a listener be re-bound (new certificates) while its old socket still serves
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((lst.address, port))
+            sock.listen(self.options.backlog)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(
+            self._protocol_factory(ref, connections, server_tls),
+            sock=sock,
+            ssl=server_tls.context if server_tls is not None else None,
+            backlog=self.options.backlog,
+        )
+
+    def _protocol_factory(
+        self, ref: ListenerRef, connections: set[object], server_tls: ServerTls | None
+    ) -> Callable[[], asyncio.BaseProtocol]:
+        options = self.options
+        counts = self.metrics.counts
+        on_error = functools.partial(self.metrics.bad_request, ref.name)
+        scheme = "https" if server_tls is not None else "http"
+
+        def http1(session: TlsSession | None) -> asyncio.Protocol:
+            return Http1Server(
+                ref,
+                options=options.http1,
+                scheme=scheme,
+                sni_section=session.section if session is not None else None,
+                sni=session.server_name if session is not None else None,
+                connections=connections,
+                on_error=on_error,
+            )
+
+        negotiating = negotiating_factory(
+            http1, ref, server_tls=server_tls, options=options.h2, connections=connections
+        )
+
+        def factory() -> asyncio.BaseProtocol:
+            if self._connection_count() >= options.max_connections:
+                counts["connections_refused"] += 1
+                return _Refused()
+            counts["connections_total"] += 1
+            return negotiating()
+
+        return factory
+
+    # -- timeouts ----------------------------------------------------------------------------------------------
+    def _ensure_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.options.sweep_interval)
+            now = loop.time()
+            for b in list(self._bound.values()):
+                for conn in list(b.connections):
+                    check = getattr(conn, "check_timeouts", None)
+                    if check is not None:
+                        try:
+                            check(now)
+                        except Exception:
+                            log.error("proxy.sweep_failed listener=%s", b.ref.name, exc_info=True)
+
+    # -- shutdown ----------------------------------------------------------------------------------------------
+    async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (the documented API)
+        """Stop accepting, let in-flight requests finish within ``timeout`` seconds, then close everything."""
+        wait = self.options.drain_timeout if timeout is None else timeout
+        async with self._lock:
+            self._closed = True
+            for b in self._bound.values():
+                b.server.close()
+                for conn in list(b.connections):
+                    _shutdown(conn)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while self._connection_count() and loop.time() < deadline:  # noqa: ASYNC110 (connections close on their own)
+                await asyncio.sleep(0.02)
+            remaining = self._connection_count()
+            if remaining:
+                log.info("proxy.drain_timeout connections=%d", remaining)
+            self._close_now()
+        await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        """Close listeners, connections and pools now."""
+        async with self._lock:
+            self._closed = True
+            self._close_now()
+        await asyncio.sleep(0)
+
+    def _close_now(self) -> None:
+        for b in self._bound.values():
+            b.server.close()
+            for conn in list(b.connections):
+                abort = getattr(conn, "abort", None) or getattr(conn, "close", None)
+                if abort is not None:
+                    abort()
+            b.connections.clear()
+        self._bound.clear()
+        self._states = {n: attrs.evolve(s, bound=False, error="closed") for n, s in self._states.items()}
+        self._pools.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+
+def _shutdown(conn: object) -> None:
+    shutdown = getattr(conn, "shutdown", None)
+    if shutdown is not None:
+        shutdown()

@@ -1,0 +1,432 @@
+"""HTTP/1.1 upstream connections and the per-endpoint keep-alive pool (httptools on an asyncio Protocol)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections import deque
+from collections.abc import Callable
+
+import httptools
+
+from nantian.errors import RemoteProtocolError
+from nantian.ir import AppProtocol, Cluster, Endpoint
+from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_request_head
+from nantian.proxy.bodies import StreamBody
+from nantian.proxy.exchange import (
+    BodySource,
+    ByteStream,
+    EmptyBody,
+    Headers,
+    UpstreamError,
+    UpstreamRequest,
+    register_pool_factory,
+)
+
+__all__ = ["Http1Pool"]
+
+log = logging.getLogger(__name__)
+
+MAX_IDLE = 64
+"""Idle keep-alive connections kept per endpoint."""
+
+
+class _Response:
+    """One upstream response: an :class:`~nantian.proxy.exchange.UpstreamResponse`."""
+
+    __slots__ = ("_conn", "body", "headers", "status")
+
+    def __init__(self, conn: _Connection, status: int, headers: Headers, body: StreamBody) -> None:
+        self._conn = conn
+        self.status = status
+        self.headers = headers
+        self.body: BodySource = body
+
+    def abort(self) -> None:
+        self._conn.abort_response()
+
+    def detach(self) -> ByteStream:
+        return self._conn.detach()
+
+
+class _Connection(asyncio.Protocol):
+    """One upstream connection: one request at a time, one parser for its lifetime."""
+
+    def __init__(self, pool: Http1Pool) -> None:
+        self._pool = pool
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self._head: asyncio.Future[_Response] | None = None
+        self._body: StreamBody | None = None
+        self._headers: Headers = []
+        self._head_method = ""
+        self._request_sent = True
+        self._response_done = True
+        self._received_any = False
+        self._closed = False
+        self._write_paused = False
+        self._drain: asyncio.Future[None] | None = None
+        self._tunnel: _Tunnel | None = None
+        self._framed = True
+        self.reused = False
+
+    # -- asyncio callbacks -------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel.feed(data)
+            return
+        self._received_any = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = int(exc.args[0]) if exc.args else len(data)
+            self._tunnel = _Tunnel(self)
+            if offset < len(data):
+                self._tunnel.feed(data[offset:])
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError("protocol", f"upstream sent invalid HTTP: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        if self._tunnel is not None:
+            self._tunnel.feed_eof()
+            return True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._pool._forget(self)
+        if self._tunnel is not None:
+            self._tunnel.feed_eof()
+        body = self._body
+        if body is not None and not body.done and not self._framed:
+            body.finish()  # a response delimited by the connection closing
+        self._fail(UpstreamError("reset", f"upstream connection closed: {exc or 'eof'}"))
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drain = self._drain
+        if drain is not None:
+            self._drain = None
+            if not drain.done():
+                drain.set_result(None)
+
+    # -- parser callbacks --------------------------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._headers = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # interim response: the final one follows
+        headers = self._headers
+        body = StreamBody(None, self._pause_reading, self._resume_reading)
+        self._framed = False
+        for k, v in headers:
+            if k == "content-length":
+                self._framed = True
+                try:
+                    body.content_length = int(v)
+                except ValueError:
+                    body.content_length = None
+            elif k == "transfer-encoding":
+                self._framed = True
+        if self._head_method == "HEAD" or status in (204, 304):
+            self._framed = True
+        self._body = body
+        head = self._head
+        if head is not None and not head.done():
+            head.set_result(_Response(self, status, headers, body))
+        if self._head_method == "HEAD" and status != 101:
+            # llhttp cannot be told to skip the body of a HEAD response; take the message as complete now.
+            self.on_message_complete()
+            self._parser = httptools.HttpResponseParser(self)
+
+    def on_body(self, data: bytes) -> None:
+        body = self._body
+        if body is not None:
+            body.feed(data)
+
+    def on_message_complete(self) -> None:
+        body = self._body
+        if body is None:
+            return  # the end of an interim (1xx) response
+        if body.done:
+            return
+        self._response_done = True
+        self._body = None
+        keep = self._parser.should_keep_alive() if self._head_method != "HEAD" else True
+        body.finish()
+        if keep and self._request_sent and not self._closed:
+            self._pool._release(self)
+        else:
+            self.close()
+
+    # -- flow control ------------------------------------------------------------------------------------------
+    def _pause_reading(self) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.resume_reading()
+
+    async def _drained(self) -> None:
+        if self._write_paused and not self._closed:
+            self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+
+    # -- requests ----------------------------------------------------------------------------------------------
+    def _fail(self, error: UpstreamError) -> None:
+        head = self._head
+        if head is not None and not head.done():
+            head.set_exception(error)
+        body = self._body
+        if body is not None and not body.done:
+            body.fail(RemoteProtocolError(str(error)))
+
+    @property
+    def usable(self) -> bool:
+        return not self._closed and self.transport is not None and not self.transport.is_closing()
+
+    async def send(self, req: UpstreamRequest, body: BodySource) -> _Response:
+        transport = self.transport
+        assert transport is not None
+        loop = asyncio.get_running_loop()
+        head: asyncio.Future[_Response] = loop.create_future()
+        self._head = head
+        self._head_method = req.method
+        self._response_done = False
+        self._received_any = False
+        length = body.content_length
+        framing: str
+        framing = f"connection: upgrade\r\nupgrade: {req.upgrade}\r\n" if req.upgrade is not None else ""
+        if req.raw_headers is not None:
+            line = f"{req.method} {req.target} HTTP/1.1\r\n".encode("latin-1")
+            first = [line, req.raw_headers, req.extra_headers, framing.encode("latin-1"), b"\r\n"]
+            if length is None:
+                raise ValueError("raw_headers needs a body of known length")
+        else:
+            if length is None:
+                framing += "transfer-encoding: chunked\r\n"
+            elif length or req.method in ("POST", "PUT", "PATCH"):
+                framing += f"content-length: {length}\r\n"
+            first = [encode_request_head(req.method, req.target, req.authority, req.headers, framing)]
+        if length == 0 or isinstance(body, EmptyBody):
+            self._request_sent = True
+            transport.writelines(first)
+        else:
+            self._request_sent = False
+            chunk = await body.read()
+            if chunk and length is None:
+                first.extend(encode_chunk(chunk))
+            elif chunk:
+                first.append(chunk)
+            transport.writelines(first)
+            if chunk:
+                asyncio.get_running_loop().create_task(self._pump(body, length is None))
+            else:
+                if length is None:
+                    transport.write(LAST_CHUNK)
+                self._request_sent = True
+        try:
+            return await head
+        except asyncio.CancelledError:
+            self.close()
+            raise
+
+    async def _pump(self, body: BodySource, chunked: bool) -> None:
+        transport = self.transport
+        assert transport is not None
+        try:
+            while not self._closed:
+                chunk = await body.read()
+                if not chunk:
+                    if chunked:
+                        transport.write(LAST_CHUNK)
+                    self._request_sent = True
+                    if self._response_done and not self._closed:
+                        # the response came first; the connection was held back until the request was sent
+                        self.close()
+                    return
+                transport.writelines(encode_chunk(chunk) if chunked else [chunk])
+                await self._drained()
+        except Exception as exc:  # the downstream body broke (client went away): this request is lost
+            log.debug("upstream.body_failed error=%r", exc)
+            self._fail(UpstreamError("reset", f"request body failed: {exc}"))
+            self.close()
+
+    def abort_response(self) -> None:
+        if not self._response_done:
+            self.close()
+
+    def detach(self) -> ByteStream:
+        if self._tunnel is None:
+            self._tunnel = _Tunnel(self)
+        self._pool._forget(self)
+        return self._tunnel
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._pool._forget(self)
+            if self.transport is not None:
+                self.transport.close()
+
+
+class _Tunnel:
+    """The upstream side of an upgraded connection as a :class:`~nantian.proxy.exchange.ByteStream`."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+        self._body = StreamBody(None, conn._pause_reading, conn._resume_reading)
+
+    def feed(self, data: bytes) -> None:
+        self._body.feed(data)
+
+    def feed_eof(self) -> None:
+        self._body.finish()
+
+    async def read(self) -> bytes:
+        try:
+            return await self._body.read()
+        except RemoteProtocolError:
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        t = self._conn.transport
+        if t is not None and not t.is_closing():
+            t.write(data)
+            await self._conn._drained()
+
+    def write_eof(self) -> None:
+        t = self._conn.transport
+        if t is not None and not t.is_closing() and t.can_write_eof():
+            t.write_eof()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Http1Pool:
+    """Keep-alive HTTP/1.1 connections to one endpoint (an :class:`~nantian.proxy.exchange.EndpointPool`).
+
+    Idle connections are reused most-recently-used first; a reused connection that turns out closed before any
+    response byte arrived is retried once on a fresh connection when the request has no body.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        port: int,
+        *,
+        connect_timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        on_connect_error: Callable[[], None] | None = None,
+        verify_peer: Callable[[ssl.SSLObject | None], None] | None = None,
+    ) -> None:
+        self.address = address
+        self.port = port
+        self.connect_timeout = connect_timeout
+        self._ssl = ssl_context
+        self._server_hostname = server_hostname
+        self._idle: deque[_Connection] = deque()
+        self._all: set[_Connection] = set()
+        self._active = 0
+        self._closed = False
+        self.on_connect_error = on_connect_error
+        self._verify_peer = verify_peer
+
+    @property
+    def active_requests(self) -> int:
+        return self._active
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle)
+
+    def _release(self, conn: _Connection) -> None:
+        if self._closed or len(self._idle) >= MAX_IDLE:
+            conn.close()
+            return
+        conn.reused = True
+        self._idle.append(conn)
+
+    def _forget(self, conn: _Connection) -> None:
+        self._all.discard(conn)
+        with contextlib.suppress(ValueError):
+            self._idle.remove(conn)
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        conn = _Connection(self)
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await loop.create_connection(
+                    lambda: conn,
+                    self.address,
+                    self.port,
+                    ssl=self._ssl,
+                    server_hostname=self._server_hostname if self._ssl is not None else None,
+                )
+            if self._verify_peer is not None and conn.transport is not None:
+                self._verify_peer(conn.transport.get_extra_info("ssl_object"))
+        except (OSError, TimeoutError, ssl.SSLError, ssl.CertificateError) as exc:
+            conn.close()
+            if self.on_connect_error is not None:
+                self.on_connect_error()
+            raise UpstreamError("connect", f"connect to {self.address}:{self.port} failed: {exc!r}") from exc
+        self._all.add(conn)
+        return conn
+
+    async def request(self, req: UpstreamRequest, body: BodySource) -> _Response:
+        self._active += 1
+        try:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.usable:
+                    try:
+                        return await conn.send(req, body)
+                    except UpstreamError as exc:
+                        if exc.kind != "reset" or conn._received_any or not isinstance(body, EmptyBody):
+                            raise
+                        log.debug("upstream.stale_connection endpoint=%s:%s", self.address, self.port)
+            conn = await self._connect()
+            return await conn.send(req, body)
+        finally:
+            self._active -= 1
+
+    def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
+
+
+def _factory(cluster: Cluster, endpoint: Endpoint, ctx: ssl.SSLContext | None) -> Http1Pool:
+    return Http1Pool(
+        endpoint.address,
+        endpoint.port,
+        connect_timeout=cluster.connect_timeout,
+        ssl_context=ctx,
+        server_hostname=cluster.tls.sni if cluster.tls is not None else None,
+    )
+
+
+register_pool_factory(AppProtocol.HTTP1, _factory)
+register_pool_factory(AppProtocol.WEBSOCKET, _factory)
