@@ -92,7 +92,10 @@ class H2Stream:
         """The stream is gone: readers and writers get ``error``; unread data is given back to the connection."""
         if reset_code is not None and self.reset_code is None:
             self.reset_code = reset_code
-        if self._error is None and not self._ended:
+        if self._ended:
+            self.wake_writer()  # a complete body stays readable (e.g. RST_STREAM NO_ERROR after the response)
+            return
+        if self._error is None:
             self._error = error
         self.discard()
         self._wake_reader()
