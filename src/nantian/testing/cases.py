@@ -458,6 +458,7 @@ def check_status(
     *,
     controller_name: str | None = None,
     before: Mapping[Any, Mapping[str, Any]] | None = None,
+    placeholders: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Failures of ``entries`` (a case's ``status`` list) against the objects; empty means every entry holds.
 
@@ -465,11 +466,15 @@ def check_status(
         their ref (anything with ``kind``/``namespace``/``name``, or a ``(kind, namespace, name)`` tuple).
     :param controller_name: When given, route/policy parent entries must carry it as ``controllerName``.
     :param before: The same objects before the last step, for ``generation_changed``.
+    :param placeholders: Substitutions for tokens in expected values (default: :data:`DEFAULT_PLACEHOLDERS`, the
+        same as :func:`case_documents` uses).
     """
+    subs = dict(DEFAULT_PLACEHOLDERS if placeholders is None else placeholders)
     index = _index(objects_with_status)
     before_index = _index(before or {})
     failures: list[str] = []
-    for entry in entries:
+    for raw_entry in entries:
+        entry = yaml.safe_load(_substitute(yaml.safe_dump(dict(raw_entry)), subs)) if subs else raw_entry
         kind = str(entry.get("kind", ""))
         ns, name = _split_name(str(entry.get("name", "")))
         obj = index.get((kind, ns, name))

@@ -1,0 +1,300 @@
+"""HTTPRoute -> IR :class:`~nantian.ir.HttpRoute` values (one per rule and match), with precedence keys."""
+
+from __future__ import annotations
+
+from nantian.ir import (
+    HeaderMatch,
+    HeaderModifier,
+    HttpMatch,
+    HttpRoute,
+    Mirror,
+    PathMatch,
+    PathMatchType,
+    QueryMatch,
+    Redirect,
+    Retry,
+    Rewrite,
+    StringMatchType,
+    Timeouts,
+    WeightedCluster,
+)
+from nantian.resources import HTTPBackendRef, HTTPRoute, HTTPRouteFilter, HTTPRouteRule, ResourceSet, parse_duration
+from nantian.translate import filters as fb
+from nantian.translate.backends import BackendResolver
+from nantian.translate.compiled import CompiledHttp, Problems
+from nantian.translate.filters import Problem
+from nantian.translate.precedence import MatchKey, match_key, route_age
+
+__all__ = ["RuleFilters", "apply_filters", "compile_http_route", "weighted_backends"]
+
+_PATH_TYPES = {
+    "Exact": PathMatchType.EXACT,
+    "PathPrefix": PathMatchType.PREFIX,
+    "RegularExpression": PathMatchType.REGEX,
+}
+_STRING_TYPES = {"Exact": StringMatchType.EXACT, "RegularExpression": StringMatchType.REGEX}
+
+
+class RuleFilters:
+    """The IR form of a rule's filters (shared by HTTPRoute and GRPCRoute rules)."""
+
+    __slots__ = ("cors", "mirrors", "plugins", "redirect", "request_headers", "response_headers", "rewrite")
+
+    def __init__(self) -> None:
+        self.request_headers: HeaderModifier | None = None
+        self.response_headers: HeaderModifier | None = None
+        self.redirect: Redirect | None = None
+        self.rewrite: Rewrite | None = None
+        self.mirrors: list[Mirror] = []
+        self.cors: fb.Cors | None = None
+        self.plugins: list[fb.PluginFilter] = []
+
+
+def apply_filters(
+    filters: tuple[HTTPRouteFilter, ...] | tuple[object, ...],
+    out: RuleFilters,
+    problems: Problems,
+    *,
+    resolver: BackendResolver,
+    resources: ResourceSet,
+    route_kind: str,
+    route_ns: str,
+    client_cert: str | None,
+) -> None:
+    """Fill ``out`` from ``filters``; anything nantian cannot serve goes to ``problems``."""
+    for f in filters:
+        ftype = getattr(f, "type", None)
+        result: object = None
+        if ftype == "RequestHeaderModifier" and getattr(f, "request_header_modifier", None) is not None:
+            out.request_headers = fb.header_modifier(f.request_header_modifier)  # type: ignore[attr-defined]
+        elif ftype == "ResponseHeaderModifier" and getattr(f, "response_header_modifier", None) is not None:
+            out.response_headers = fb.header_modifier(f.response_header_modifier)  # type: ignore[attr-defined]
+        elif ftype == "RequestRedirect" and getattr(f, "request_redirect", None) is not None:
+            result = fb.redirect(f.request_redirect)  # type: ignore[attr-defined]
+            if isinstance(result, Redirect):
+                out.redirect = result
+        elif ftype == "URLRewrite" and getattr(f, "url_rewrite", None) is not None:
+            result = fb.rewrite(f.url_rewrite)  # type: ignore[attr-defined]
+            if isinstance(result, Rewrite):
+                out.rewrite = result
+        elif ftype == "RequestMirror" and getattr(f, "request_mirror", None) is not None:
+            result = fb.mirror(f.request_mirror, resolver, route_kind, route_ns, client_cert)  # type: ignore[attr-defined]
+            if isinstance(result, Mirror):
+                out.mirrors.append(result)
+        elif ftype == "CORS" and getattr(f, "cors", None) is not None:
+            out.cors = fb.cors(f.cors)  # type: ignore[attr-defined]
+        elif ftype == "ExtensionRef" and getattr(f, "extension_ref", None) is not None:
+            result = fb.extension(f.extension_ref, route_ns, resources)  # type: ignore[attr-defined]
+            if isinstance(result, fb.PluginFilter):
+                out.plugins.append(result)
+        else:
+            result = Problem("Accepted", "UnsupportedValue", f"filter type {ftype} is not supported by nantian")
+        if isinstance(result, Problem):
+            problems.add(result)
+
+
+def weighted_backends(
+    refs: tuple[HTTPBackendRef, ...] | tuple[object, ...],
+    problems: Problems,
+    rule_filters: RuleFilters,
+    *,
+    resolver: BackendResolver,
+    resources: ResourceSet,
+    route_kind: str,
+    route_ns: str,
+    client_cert: str | None,
+) -> tuple[WeightedCluster, ...]:
+    """One :class:`WeightedCluster` per backendRef; invalid ones keep ``cluster=None`` (their share answers 500).
+
+    Backend-level redirect/rewrite filters are lifted to the rule when every backend agrees on them (the IR
+    applies them per rule); otherwise they are reported as unsupported.
+    """
+    out: list[WeightedCluster] = []
+    lifted: list[tuple[Redirect | None, Rewrite | None]] = []
+    for ref in refs:
+        res = resolver.resolve(
+            group=ref.group,  # type: ignore[attr-defined]
+            kind=ref.kind,  # type: ignore[attr-defined]
+            name=ref.name,  # type: ignore[attr-defined]
+            namespace=ref.namespace,  # type: ignore[attr-defined]
+            port=ref.port,  # type: ignore[attr-defined]
+            route_kind=route_kind,
+            route_ns=route_ns,
+            client_certificate=client_cert,
+        )
+        if res.service is not None:
+            problems.services.add(res.service)
+        if res.cluster is None and res.reason != "ResolvedRefs":
+            problems.add(Problem("ResolvedRefs", res.reason, res.message))
+        own = RuleFilters()
+        apply_filters(
+            getattr(ref, "filters", ()),
+            own,
+            problems,
+            resolver=resolver,
+            resources=resources,
+            route_kind=route_kind,
+            route_ns=route_ns,
+            client_cert=client_cert,
+        )
+        if own.mirrors or own.cors or own.plugins:
+            problems.add(
+                Problem(
+                    "Accepted", "UnsupportedValue", "backendRef filters may only modify headers, redirect or rewrite"
+                )
+            )
+        lifted.append((own.redirect, own.rewrite))
+        weight = ref.weight  # type: ignore[attr-defined]
+        out.append(
+            WeightedCluster(
+                cluster=res.cluster,
+                weight=max(0, int(weight)),
+                request_headers=own.request_headers,
+                response_headers=own.response_headers,
+            )
+        )
+    if lifted and any(r != (None, None) for r in lifted):
+        if all(r == lifted[0] for r in lifted):
+            redirect, rewrite = lifted[0]
+            rule_filters.redirect = rule_filters.redirect or redirect
+            rule_filters.rewrite = rule_filters.rewrite or rewrite
+        else:
+            problems.add(
+                Problem(
+                    "Accepted", "UnsupportedValue", "backendRefs of one rule carry different redirect/rewrite filters"
+                )
+            )
+    return tuple(out)
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
+
+
+def _timeouts_retry(rule: HTTPRouteRule, problems: Problems) -> tuple[Timeouts | None, Retry | None]:
+    timeouts = None
+    if rule.timeouts is not None:
+        request = _seconds(rule.timeouts.request)
+        backend = _seconds(rule.timeouts.backend_request)
+        if request is not None and backend is not None and backend > request:
+            problems.add(Problem("Accepted", "UnsupportedValue", "timeouts.backendRequest exceeds timeouts.request"))
+        timeouts = Timeouts(request=request, backend_request=backend)
+    retry = None
+    if rule.retry is not None:
+        attempts = rule.retry.attempts if rule.retry.attempts is not None else 1
+        retry = Retry(
+            codes=tuple(rule.retry.codes),
+            attempts=max(0, attempts),
+            backoff=_seconds(rule.retry.backoff),
+        )
+    return timeouts, retry
+
+
+def _match(m: object) -> HttpMatch:
+    path = m.path  # type: ignore[attr-defined]
+    return HttpMatch(
+        path=PathMatch(type=_PATH_TYPES.get(path.type, PathMatchType.PREFIX), value=path.value),
+        headers=tuple(
+            HeaderMatch(name=h.name.lower(), value=h.value, type=_STRING_TYPES.get(h.type, StringMatchType.EXACT))
+            for h in m.headers  # type: ignore[attr-defined]
+        ),
+        query=tuple(
+            QueryMatch(name=q.name, value=q.value, type=_STRING_TYPES.get(q.type, StringMatchType.EXACT))
+            for q in m.query_params  # type: ignore[attr-defined]
+        ),
+        method=m.method,  # type: ignore[attr-defined]
+    )
+
+
+def _check_match(m: HttpMatch, problems: Problems) -> None:
+    for h in m.headers:
+        if h.type not in (StringMatchType.EXACT, StringMatchType.REGEX):
+            problems.add(Problem("Accepted", "UnsupportedValue", f"header match type {h.type} is not supported"))
+    if m.path.type != PathMatchType.REGEX and not m.path.value.startswith("/"):
+        problems.add(Problem("Accepted", "UnsupportedValue", f"path {m.path.value!r} must start with /"))
+
+
+def build_route(
+    *,
+    kind: str,
+    ns: str,
+    name: str,
+    rule_index: int,
+    match_index: int,
+    rule_name: str | None,
+    match: HttpMatch,
+    rf: RuleFilters,
+    backends: tuple[WeightedCluster, ...],
+    timeouts: Timeouts | None,
+    retry: Retry | None,
+    grpc: bool,
+) -> HttpRoute:
+    """One IR route; a rule without a usable backend (and no redirect) answers 500 locally."""
+    usable = any(b.cluster is not None and b.weight > 0 for b in backends)
+    direct = None if usable or rf.redirect is not None else 500
+    return HttpRoute(
+        name=f"{kind}/{ns}/{name}/{rule_index}/{match_index}",
+        route=f"{kind}/{ns}/{name}",
+        rule_name=rule_name,
+        match=match,
+        request_headers=rf.request_headers,
+        response_headers=rf.response_headers,
+        redirect=rf.redirect,
+        rewrite=rf.rewrite,
+        mirrors=tuple(rf.mirrors),
+        cors=rf.cors,
+        plugin_filters=tuple(rf.plugins),
+        backends=backends,
+        direct_status=direct,
+        timeouts=timeouts,
+        retry=retry,
+        grpc=grpc,
+    )
+
+
+def compile_http_route(
+    route: HTTPRoute, resolver: BackendResolver, resources: ResourceSet, client_cert: str | None
+) -> CompiledHttp:
+    """Every rule and match of ``route`` as IR routes with precedence keys, and the route's problems."""
+    ns, name = route.metadata.namespace, route.metadata.name
+    age = route_age(route.metadata)
+    problems = Problems()
+    entries: list[tuple[MatchKey, HttpRoute]] = []
+    for ri, rule in enumerate(route.spec.rules):
+        rf = RuleFilters()
+        common = {"resolver": resolver, "resources": resources, "route_kind": "HTTPRoute", "route_ns": ns}
+        apply_filters(rule.filters, rf, problems, client_cert=client_cert, **common)  # type: ignore[arg-type]
+        backends = weighted_backends(rule.backend_refs, problems, rf, client_cert=client_cert, **common)  # type: ignore[arg-type]
+        timeouts, retry = _timeouts_retry(rule, problems)
+        for mi, m in enumerate(rule.matches):
+            match = _match(m)
+            _check_match(match, problems)
+            if rf.rewrite is not None and rf.rewrite.path is not None and rf.rewrite.path.type.name == "PREFIX":
+                if match.path.type != PathMatchType.PREFIX:
+                    problems.add(Problem("Accepted", "UnsupportedValue", "ReplacePrefixMatch needs a PathPrefix match"))
+            try:
+                ir = build_route(
+                    kind="HTTPRoute",
+                    ns=ns,
+                    name=name,
+                    rule_index=ri,
+                    match_index=mi,
+                    rule_name=rule.name,
+                    match=match,
+                    rf=rf,
+                    backends=backends,
+                    timeouts=timeouts,
+                    retry=retry,
+                    grpc=False,
+                )
+            except (ValueError, TypeError) as exc:  # an IR validator refused a value: report, do not serve
+                problems.add(Problem("Accepted", "UnsupportedValue", f"rule {ri}: {exc}"))
+                continue
+            entries.append((match_key(match, age, ri, mi), ir))
+    return CompiledHttp(entries=tuple(entries), problems=problems)
