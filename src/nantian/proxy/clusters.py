@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 
 from nantian.ir import AppProtocol, Cluster, Secret
+from nantian.proxy import upstream_h2  # noqa: F401  (importing it registers the h2c pool factory)
 from nantian.proxy.balancer import EndpointPicker
 from nantian.proxy.exchange import EndpointPool, pool_factory
 from nantian.proxy.metrics import ProxyMetrics

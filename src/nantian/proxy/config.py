@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pluggy
 
@@ -46,9 +46,13 @@ class CompiledConfig:
         self.pool_keys = pool_keys
 
 
-def _plugin_filters(route: HttpRoute, pm: pluggy.PluginManager | None) -> tuple[list[HttpFilter], str | None]:
+PluginManagerSource = Callable[[], pluggy.PluginManager | None]
+
+
+def _plugin_filters(route: HttpRoute, source: PluginManagerSource) -> tuple[list[HttpFilter], str | None]:
     """Filters for the route's ExtensionRefs, or an error that makes the route answer 500."""
     filters: list[HttpFilter] = []
+    pm = source()
     for pf in route.plugin_filters:
         if pm is None:
             return [], f"filter {pf.name} unavailable"
@@ -71,7 +75,7 @@ def _route_plan(
     *,
     metrics: ProxyMetrics,
     listener_port: int,
-    pm: pluggy.PluginManager | None,
+    pm: PluginManagerSource,
 ) -> RoutePlan:
     backends = [
         BackendPlan(
@@ -100,7 +104,7 @@ def _compile_listener(
     clusters: Mapping[str, ClusterPlan],
     *,
     metrics: ProxyMetrics,
-    pm: pluggy.PluginManager | None,
+    pm: PluginManagerSource,
     access_log: bool,
 ) -> CompiledListener:
     by_section: dict[str, tuple[str | None, list[tuple[str, RouteTable[RoutePlan]]]]] = {}
@@ -139,7 +143,7 @@ def compile_snapshot(
     pools: PoolRegistry,
     *,
     metrics: ProxyMetrics,
-    plugin_manager: pluggy.PluginManager | None,
+    plugin_manager: PluginManagerSource,
     access_log: bool = True,
 ) -> CompiledConfig:
     """Compile ``snapshot``. Pools are taken from (or added to) ``pools``; nothing is closed here.

@@ -130,10 +130,6 @@ class ProxyRuntime:
         self, options: RuntimeOptions | None = None, plugin_manager: pluggy.PluginManager | None = None
     ) -> None:
         self.options = options or RuntimeOptions()
-        if plugin_manager is None:
-            from nantian.plugins.manager import get_plugin_manager
-
-            plugin_manager = get_plugin_manager()
         self._pm = plugin_manager
         self.metrics = ProxyMetrics()
         self._pools = PoolRegistry(self.metrics)
@@ -143,6 +139,18 @@ class ProxyRuntime:
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
+
+    def _plugin_manager(self) -> pluggy.PluginManager | None:
+        """The plugin manager, made on first need (only routes with plugin filters need one)."""
+        if self._pm is None:
+            from nantian.plugins.manager import get_plugin_manager
+
+            try:
+                self._pm = get_plugin_manager()
+            except Exception:
+                log.error("proxy.plugins_unavailable", exc_info=True)
+                return None
+        return self._pm
 
     # -- read side ---------------------------------------------------------------------------------------------
     @property
@@ -196,7 +204,7 @@ class ProxyRuntime:
                 snapshot,
                 self._pools,
                 metrics=self.metrics,
-                plugin_manager=self._pm,
+                plugin_manager=self._plugin_manager,
                 access_log=self.options.access_log,
             )
             offset = self.options.port_offset
