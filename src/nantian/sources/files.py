@@ -71,6 +71,7 @@ def _parse_file(path: Path, signature: _Signature) -> _FileState:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         error = ParseError(source, [f"cannot read file: {exc}"], source=f"{source}:1")
+        log.warning("source.files.parse_failed source=%s ref=%s error=%s", error.source, error.ref, error.errors[0])
         return _FileState(signature, (), (error,))
     objects, errors = parse_documents(text, source)
     if any(isinstance(e, YAMLSyntaxError) for e in errors):
