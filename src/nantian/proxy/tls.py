@@ -123,7 +123,8 @@ class TlsSession:
     """What a finished server handshake decided, from :meth:`ServerTls.inspect`."""
 
     section: str | None
-    """The Gateway listener (``namespace/gateway/listener``) whose certificate was served."""
+    """The Gateway listener (``namespace/gateway/listener``) the SNI selected: the one whose hostname matches it, or
+    the one without a hostname. ``None`` when neither exists (a certificate was still served: the first one)."""
     server_name: str | None
     """The SNI the client sent (lower case), or ``None``."""
     alpn: str | None
@@ -202,9 +203,13 @@ class ServerTls:
             and not conn.getpeercert()
         ):
             refused = f"section {entry.section} requires a client certificate"
+        server_name = self._server_names.get(conn)
+        # A section is "chosen" when the SNI matched its hostname, or it is the catch-all (no hostname). A named
+        # fallback served for lack of a match stands for no section: the router then goes by Host alone.
+        matched = entry.hostname is None or (server_name is not None and hostname_matches(entry.hostname, server_name))
         return TlsSession(
-            section=entry.section,
-            server_name=self._server_names.get(conn),
+            section=entry.section if matched else None,
+            server_name=server_name,
             alpn=conn.selected_alpn_protocol(),
             refused=refused,
         )

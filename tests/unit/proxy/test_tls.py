@@ -369,3 +369,24 @@ async def test_upstream_tls_presents_the_client_certificate(server_ca: trustme.C
 def test_upstream_tls_with_missing_secret_is_rejected() -> None:
     with pytest.raises(ConfigRejected, match="CA secret ns/ca missing"):
         build_upstream_tls(ir.UpstreamTls(sni="b", ca_secrets=("ns/ca",)), {})
+
+
+async def test_unknown_sni_without_a_catch_all_section_selects_none(
+    secrets: dict[str, ir.Secret], server_ca: trustme.CA
+) -> None:
+    listener = _listener(
+        ir.TlsCertificate(hostname="a.example.com", secret="ns/exact", section="ns/gw/a"),
+        ir.TlsCertificate(hostname="*.deep.example.com", secret="ns/deep", section="ns/gw/deep"),
+    )
+    tls = build_server_tls(listener, secrets)
+    sessions: list[TlsSession] = []
+    ctx = _client_context(server_ca)
+    ctx.check_hostname = False
+    async for port in _serve(tls, sessions):
+        _, peer = await _handshake(port, ctx, "elsewhere.test")
+        assert "a.example.com" in _sans(peer)  # the first certificate is still served
+        await _handshake(port, ctx, "x.deep.example.com")
+    assert [(s.section, s.server_name) for s in sessions] == [
+        (None, "elsewhere.test"),
+        ("ns/gw/deep", "x.deep.example.com"),
+    ]
