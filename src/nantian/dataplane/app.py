@@ -1,0 +1,256 @@
+"""``nantian proxy``: a data plane streaming its configuration from ``nantian controller``.
+
+A transport client (gateway.control.v1 over gRPC by default) feeds a :class:`~nantian.proxy.ProxyRuntime`.
+Snapshots that cannot be applied in full (a listener that cannot bind included) are refused with a Nack and
+the last good configuration keeps serving; so does the proxy when the controller is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pluggy
+from prometheus_client import CollectorRegistry, generate_latest
+
+from nantian.admin import AdminServer
+from nantian.ir import Snapshot
+from nantian.plugins import get_plugin_manager
+from nantian.proxy import ProxyRuntime, RuntimeOptions
+from nantian.xds import ClientOptions, ClientTls, TransportClient, status_of
+
+__all__ = ["DataPlane", "ProxyOptions", "build_parser", "main", "options_from", "run_proxy"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class ProxyOptions:
+    """Everything ``nantian proxy`` takes (CLI flag names in the comments)."""
+
+    xds_address: str = "127.0.0.1:18080"  # --xds HOST:PORT of the controller
+    node_id: str = attrs.field(factory=socket.gethostname)  # --node-id
+    gateways: tuple[str, ...] = ()  # --gateway NS/NAME, repeatable; none: every Gateway of the class
+    port_offset: int = 0  # --port-offset N: a listener on port P binds P+N
+    admin_host: str = "127.0.0.1"  # --admin-address HOST:PORT
+    admin_port: int = 19001
+    xds_tls_ca: Path | None = None  # --xds-tls-ca: verify the controller with this CA (enables TLS)
+    xds_tls_cert: Path | None = None  # --xds-tls-cert: client certificate for mTLS ...
+    xds_tls_key: Path | None = None  # --xds-tls-key: ... and its key
+    xds_server_name: str | None = None  # --xds-server-name: name expected in the controller's certificate
+    drain_timeout: float = 10.0  # --drain-timeout seconds
+    transport: str = "grpc"  # --transport: a nantian_transport plugin name
+
+    def client_tls(self) -> ClientTls | None:
+        if self.xds_tls_ca is None and self.xds_tls_cert is None and self.xds_tls_key is None:
+            return None
+        return ClientTls(
+            ca=self.xds_tls_ca, cert=self.xds_tls_cert, key=self.xds_tls_key, server_name=self.xds_server_name
+        )
+
+
+class DataPlane:
+    """The running data plane. :meth:`start`, then :meth:`stop`; or use :func:`run_proxy`."""
+
+    def __init__(self, options: ProxyOptions, *, plugin_manager: pluggy.PluginManager | None = None) -> None:
+        self.options = options
+        self._pm = plugin_manager or get_plugin_manager()
+        self.runtime = ProxyRuntime(
+            RuntimeOptions(
+                port_offset=options.port_offset,
+                node_id=options.node_id,
+                bind_failure="reject",
+                drain_timeout=options.drain_timeout,
+            ),
+            plugin_manager=self._pm,
+        )
+        self.client: TransportClient | None = None
+        self.admin: AdminServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def admin_port(self) -> int:
+        if self.admin is None:
+            raise RuntimeError("the data plane is not started")
+        return self.admin.port
+
+    async def start(self) -> None:
+        """Serve the admin API and start streaming configuration."""
+        options = self.options
+        transport = self._pm.hook.nantian_transport(name=options.transport)
+        if transport is None:
+            raise ValueError(f"no transport called {options.transport!r}")
+        self.client = transport.client(
+            self.runtime,
+            ClientOptions(
+                node_id=options.node_id,
+                address=options.xds_address,
+                gateways=options.gateways,
+                tls=options.client_tls(),
+            ),
+        )
+        self.admin = AdminServer(_DataPlaneState(self), options.admin_host, options.admin_port)
+        await self.admin.start()
+        self._task = asyncio.create_task(self.client.run(), name="config-client")
+        log.info(
+            "proxy.started node=%s xds=%s gateways=%s offset=%s admin=%s",
+            options.node_id,
+            options.xds_address,
+            ",".join(options.gateways) or "*",
+            options.port_offset,
+            self.admin.port,
+        )
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop streaming, finish in-flight requests (within ``drain_timeout``), close everything."""
+        if self.client is not None:
+            await self.client.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        await self.runtime.drain(self.options.drain_timeout if drain_timeout is None else drain_timeout)
+        if self.admin is not None:
+            await self.admin.close()
+        log.info("proxy.stopped node=%s", self.options.node_id)
+
+
+class _DataPlaneState:
+    """The admin view of a data plane: itself as the one node."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self._p = plane
+
+    def ready(self) -> bool:
+        return self._p.runtime.version is not None
+
+    def resources(self) -> Sequence[Mapping[str, Any]] | None:
+        return None
+
+    def snapshot(self) -> Snapshot | None:
+        return self._p.runtime.snapshot
+
+    def nodes(self) -> Sequence[Mapping[str, Any]]:
+        client = self._p.client
+        status = status_of(self._p.runtime, self._p.runtime.version)
+        return [
+            {
+                "nodeId": self._p.options.node_id,
+                "transport": self._p.options.transport,
+                "controlPlane": self._p.options.xds_address,
+                "gateways": list(self._p.options.gateways),
+                "connected": bool(getattr(client, "connected", False)),
+                "versionAcked": None if client is None else client.version,
+                "lastNack": None if client is None else client.last_error,
+                "lastStatus": status.to_json(),
+            }
+        ]
+
+    def metrics_text(self) -> bytes:
+        registry = self._p.runtime.metrics_registry
+        return bytes(generate_latest(registry)) if isinstance(registry, CollectorRegistry) else b""
+
+
+async def run_proxy(options: ProxyOptions, *, stop: asyncio.Event | None = None) -> int:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT), then drain. Returns the process exit code."""
+    stop = stop or asyncio.Event()
+    plane = DataPlane(options)
+    try:
+        await plane.start()
+    except (OSError, ValueError) as exc:
+        log.error("proxy.start_failed error=%s", exc)
+        await plane.stop(0)
+        return 2
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        log.info("proxy.draining timeout=%s", options.drain_timeout)
+        await plane.stop()
+    return 0
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT") from None
+    if not sep or not host or not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), number
+
+
+def _gateway(text: str) -> str:
+    namespace, sep, name = text.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAMESPACE/NAME")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``nantian proxy`` arguments."""
+    p = argparse.ArgumentParser(prog="nantian proxy", description="a data plane streaming config from a controller")
+    p.add_argument("--xds", type=_host_port, default=("127.0.0.1", 18080), help="the controller's HOST:PORT")
+    p.add_argument("--node-id", default=socket.gethostname(), help="this data plane's unique name")
+    p.add_argument("--gateway", type=_gateway, action="append", default=[], help="serve only NS/NAME (repeatable)")
+    p.add_argument("--port-offset", type=int, default=0, help="a listener on port P binds P+N")
+    p.add_argument("--admin-address", type=_host_port, default=("127.0.0.1", 19001))
+    p.add_argument("--xds-tls-ca", type=Path, help="verify the controller's certificate with this CA (enables TLS)")
+    p.add_argument("--xds-tls-cert", type=Path, help="client certificate for mTLS to the controller")
+    p.add_argument("--xds-tls-key", type=Path, help="private key of --xds-tls-cert")
+    p.add_argument("--xds-server-name", help="name to expect in the controller's certificate")
+    p.add_argument("--drain-timeout", type=float, default=10.0, help="seconds to finish requests on SIGTERM")
+    p.add_argument("--transport", default="grpc", help="transport plugin name")
+    return p
+
+
+def options_from(args: argparse.Namespace) -> ProxyOptions:
+    """:class:`ProxyOptions` from parsed :func:`build_parser` arguments."""
+    return ProxyOptions(
+        xds_address=f"{args.xds[0]}:{args.xds[1]}",
+        node_id=args.node_id,
+        gateways=tuple(args.gateway),
+        port_offset=args.port_offset,
+        admin_host=args.admin_address[0],
+        admin_port=args.admin_address[1],
+        xds_tls_ca=args.xds_tls_ca,
+        xds_tls_cert=args.xds_tls_cert,
+        xds_tls_key=args.xds_tls_key,
+        xds_server_name=args.xds_server_name,
+        drain_timeout=args.drain_timeout,
+        transport=args.transport,
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    """``nantian proxy ARGS``: parse, run on uvloop when available, return the exit code."""
+    args = build_parser().parse_args(list(argv))
+    try:
+        options = options_from(args)
+        options.client_tls()
+    except ValueError as exc:
+        print(f"nantian proxy: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run_proxy(options))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run_proxy(options))
