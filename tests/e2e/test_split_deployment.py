@@ -1,0 +1,225 @@
+"""The split deployment over real sockets: a controller and two proxies streaming config over gRPC.
+
+Traffic flows through both proxies; a manifest change reaches both as a delta; with the controller gone the
+proxies keep serving, and after its restart they reconnect and converge; a port already taken on one proxy
+makes it Nack (visible in the controller's /api/v1/nodes) while it keeps serving its last good config.
+The apps run in-process (their public start/stop API) so the test controls their lifetimes precisely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nantian.controlplane.controller import Controller, ControllerOptions
+from nantian.dataplane import DataPlane, ProxyOptions
+from nantian.echo import EchoServer, PodContext, ServeSpec
+from nantian.plugins import make_plugin_manager
+
+pytestmark = pytest.mark.e2e
+
+WAIT = 20.0
+GATEWAY_PORT = 8080
+
+MANIFESTS = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: nantian}}
+spec: {{controllerName: nantian.io/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: nantian
+  listeners:
+  - {{name: http, port: {port}, protocol: HTTP}}
+{extra_listener}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - backendRefs: [{{name: echo, port: 80}}]
+{extra_rule}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo, namespace: default}}
+spec:
+  ports: [{{port: 80, targetPort: {echo_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: echo-1, namespace: default, labels: {{kubernetes.io/service-name: echo}}}}
+addressType: IPv4
+endpoints: [{{addresses: [127.0.0.1]}}]
+ports: [{{port: {echo_port}}}]
+"""
+
+V2_RULE = """\
+  - matches: [{path: {type: PathPrefix, value: /v2}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: x-version, value: two}]}
+    backendRefs: [{name: echo, port: 80}]"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _write(directory: Path, echo_port: int, *, v2: bool = False, extra_port: int | None = None) -> None:
+    extra = f"  - {{name: extra, port: {extra_port}, protocol: HTTP}}" if extra_port is not None else ""
+    text = MANIFESTS.format(
+        port=GATEWAY_PORT, echo_port=echo_port, extra_rule=V2_RULE if v2 else "", extra_listener=extra
+    )
+    tmp = directory / "config.yaml.tmp"
+    tmp.write_text(text)
+    tmp.rename(directory / "config.yaml")
+
+
+async def _eventually(condition: Callable[[], bool], what: str) -> None:
+    try:
+        async with asyncio.timeout(WAIT):
+            while not condition():  # noqa: ASYNC110 - state of several apps; no single event to wait on
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for: {what}") from None
+
+
+async def _get(url: str, **kwargs: Any) -> httpx.Response:
+    async with httpx.AsyncClient(trust_env=False, timeout=5.0) as http:
+        return await http.get(url, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def _started(app: Controller | DataPlane) -> AsyncIterator[None]:
+    await app.start()
+    try:
+        yield
+    finally:
+        await app.stop() if isinstance(app, Controller) else await app.stop(0.5)
+
+
+async def test_controller_and_two_proxies(tmp_path: Path) -> None:
+    pm = make_plugin_manager(entry_points=False)
+    async with EchoServer(
+        [ServeSpec(context=PodContext(namespace="default", pod="echo-1"), http=("127.0.0.1", 0))]
+    ) as echo:
+        echo_port = echo.bound[0].port
+        _write(tmp_path, echo_port)
+        copts = ControllerOptions(config_dir=tmp_path, xds_address="127.0.0.1:0", admin_port=0)
+        controller = Controller(copts, plugin_manager=pm)
+        await controller.start()
+        xds = controller.xds_address
+        offsets = {"a": _free_port() - GATEWAY_PORT, "b": _free_port() - GATEWAY_PORT}
+        proxies = {
+            n: DataPlane(
+                ProxyOptions(xds_address=xds, node_id=n, port_offset=offsets[n], admin_port=0), plugin_manager=pm
+            )
+            for n in offsets
+        }
+        try:
+            async with _started(proxies["a"]), _started(proxies["b"]):
+                await _scenario(controller, proxies, offsets, tmp_path, echo_port, pm)
+        finally:
+            await controller.stop()
+
+
+async def _scenario(
+    controller: Controller,
+    proxies: dict[str, DataPlane],
+    offsets: dict[str, int],
+    config: Path,
+    echo_port: int,
+    pm: Any,
+) -> None:
+    def acked(version: str | None) -> bool:
+        return version is not None and all(p.runtime.version == version for p in proxies.values())
+
+    await _eventually(lambda: acked(controller.store.version), "both proxies serve the first snapshot")
+    first = controller.store.current
+    assert first is not None
+    address = first.listeners[0].address
+
+    async def through(name: str, path: str = "/") -> httpx.Response:
+        return await _get(f"http://{address}:{GATEWAY_PORT + offsets[name]}{path}")
+
+    for name in proxies:
+        response = await through(name)
+        assert response.status_code == 200, response.text
+        assert response.json()["pod"] == "echo-1"
+
+    # A manifest change reaches both proxies as one delta each.
+    nodes = {r.node_id: (r.messages_sent, r.bytes_sent) for r in controller.registry.nodes()}
+    _write(config, echo_port, v2=True)
+    await _eventually(lambda: controller.store.version != first.version, "the change is translated")
+    second = controller.store.version
+    await _eventually(lambda: acked(second), "both proxies serve the change")
+    for record in controller.registry.nodes():
+        sent, size = nodes[record.node_id]
+        assert record.messages_sent == sent + 1
+        assert record.bytes_sent - size < size, "the change travels as a delta, smaller than the full snapshot"
+    for name in proxies:
+        response = await through(name, "/v2/x")
+        assert response.status_code == 200
+        assert response.json()["headers"].get("X-Version") in (["two"], "two")
+
+    # The controller goes away: both proxies keep serving.
+    await controller.stop()
+    await _eventually(lambda: not any(_connected(p) for p in proxies.values()), "proxies notice the controller left")
+    for name in proxies:
+        assert (await through(name, "/v2/y")).status_code == 200
+
+    # Meanwhile the manifests change back; a controller restarted on the same address brings both up to date.
+    _write(config, echo_port)
+    restarted = Controller(
+        ControllerOptions(config_dir=config, xds_address=controller.xds_address, admin_port=0), plugin_manager=pm
+    )
+    async with _started(restarted):
+        await _eventually(lambda: restarted.store.version is not None, "the restarted controller translates")
+        third = restarted.store.version
+        assert third == first.version
+        await _eventually(lambda: acked(third), "both proxies reconnect and converge")
+        assert all(_connected(p) for p in proxies.values())
+
+        # A port taken on proxy b's side: b refuses the snapshot and keeps serving; a applies it.
+        extra = 9090
+        with socket.socket() as squatter:
+            squatter.bind((address, extra + offsets["b"]))
+            squatter.listen()
+            _write(config, echo_port, extra_port=extra)
+            await _eventually(lambda: restarted.store.version != third, "the new listener is translated")
+            fourth = restarted.store.version
+            await _eventually(lambda: proxies["a"].runtime.version == fourth, "proxy a applies the new listener")
+            record = restarted.registry.get("b")
+            assert record is not None
+            await _eventually(lambda: record.last_nack is not None, "proxy b nacks")
+            assert proxies["b"].runtime.version == third
+            nodes_doc = (await _get(f"http://127.0.0.1:{restarted.admin_port}/api/v1/nodes")).json()["nodes"]
+            b_doc = next(n for n in nodes_doc if n["nodeId"] == "b")
+            assert b_doc["lastNack"]["version"] == fourth
+            assert b_doc["versionAcked"] == third
+            assert b_doc["lastNack"]["detail"]
+            assert (await through("b")).status_code == 200
+            assert (await _get(f"http://{address}:{extra + offsets['a']}/")).status_code == 200
+            b_admin = (await _get(f"http://127.0.0.1:{proxies['b'].admin_port}/api/v1/nodes")).json()["nodes"][0]
+            assert b_admin["versionAcked"] == third and b_admin["lastNack"]
+            assert json.loads(json.dumps(b_doc))  # the document is plain JSON
+
+
+def _connected(plane: DataPlane) -> bool:
+    return bool(getattr(plane.client, "connected", False))
