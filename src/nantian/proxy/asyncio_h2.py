@@ -56,6 +56,10 @@ class H2Options:
 class H2ResponseSink:
     """The :class:`~nantian.proxy.exchange.ResponseSink` of one downstream stream.
 
+    The response head goes out on the first ``send``, on ``end``, or one event-loop turn after ``start``, whichever
+    comes first: a response that ends right away (a gRPC *trailers-only* answer, an empty body) is then a single
+    HEADERS frame with END_STREAM, which gRPC clients require.
+
     For a gRPC request, a non-gRPC answer with a status other than 200 (a local error, or an HTTP error page from
     the backend) becomes a trailers-only gRPC response (see :mod:`nantian.proxy.grpc`) and its body is dropped.
     """
@@ -66,6 +70,8 @@ class H2ResponseSink:
         self._grpc = grpc_request
         self._started = False
         self._ended = False
+        self._head: list[tuple[bytes, bytes]] | None = None
+        self._head_timer: asyncio.Handle | None = None
         self.status: int | None = None
 
     @property
@@ -81,32 +87,49 @@ class H2ResponseSink:
             return
         self._started = True
         self.status = status
-        stream, core = self._stream, self._protocol.core
-        if stream.broken:
+        if self._stream.broken:
             return
         if self._grpc and status != 200 and not any(n == "grpc-status" for n, _ in headers):
             answer = [(b":status", b"200"), *_h2.outbound_headers(grpc.local_answer(status))]
-            core.send_headers(stream.stream_id, answer, end_stream=True)
+            self._protocol.core.send_headers(self._stream.stream_id, answer, end_stream=True)
+            self._protocol.flush()
             self._ended = True
-        else:
-            head = [(b":status", str(status).encode()), *_h2.outbound_headers(headers)]
-            core.send_headers(stream.stream_id, head)
-        self._protocol.flush()
+            return
+        self._head = [(b":status", str(status).encode()), *_h2.outbound_headers(headers)]
+        self._head_timer = asyncio.get_running_loop().call_soon(self._send_head)
+
+    def _send_head(self, *, end_stream: bool = False) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        head, self._head = self._head, None
+        if head is not None and not self._stream.broken:
+            self._protocol.core.send_headers(self._stream.stream_id, head, end_stream=end_stream)
+            self._protocol.flush()
 
     async def send(self, data: bytes) -> None:
         if not self._ended and data:
+            self._send_head()
             await self._protocol.send_data(self._stream, data)
 
     async def end(self, trailers: Headers | None = None) -> None:
         if not self._started:
             await self.start(200, [])
-        if not self._ended:
-            self._ended = True
-            self._protocol.end_stream(self._stream, trailers)
+        if self._ended:
+            return
+        self._ended = True
+        if self._head is not None and not trailers:
+            self._send_head(end_stream=True)
+            return
+        self._send_head()
+        self._protocol.end_stream(self._stream, trailers)
 
     def abort(self) -> None:
         if not self._ended:
             self._ended = True
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head = None
             self._protocol.reset_stream(self._stream, h2.errors.ErrorCodes.INTERNAL_ERROR)
 
 
