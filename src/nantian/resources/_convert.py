@@ -23,7 +23,7 @@ from cattrs.v import format_exception
 
 from nantian.resources.meta import FrozenMap
 
-__all__ = ["WrongType", "converter", "error_lines", "make_converter", "wire_name"]
+__all__ = ["WrongType", "converter", "error_lines", "json_type", "make_converter", "wire_name"]
 
 _SPECIAL_NAMES = {
     "cluster_ip": "clusterIP",
@@ -46,7 +46,8 @@ def wire_name(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON name of ``value``'s type, for messages: ``null``, ``bool``, ``object``, ``list``, ``int``..."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -63,24 +64,24 @@ def _structure_int(value: Any, _: type) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise WrongType(f"expected int, got {_json_type(value)}")
+    raise WrongType(f"expected int, got {json_type(value)}")
 
 
 def _structure_str(value: Any, _: type) -> str:
     if isinstance(value, str):
         return value
-    raise WrongType(f"expected string, got {_json_type(value)}")
+    raise WrongType(f"expected string, got {json_type(value)}")
 
 
 def _structure_bool(value: Any, _: type) -> bool:
     if isinstance(value, bool):
         return value
-    raise WrongType(f"expected bool, got {_json_type(value)}")
+    raise WrongType(f"expected bool, got {json_type(value)}")
 
 
 def _structure_bytes(value: Any, _: type) -> bytes:
     if not isinstance(value, str):
-        raise WrongType(f"expected base64 string, got {_json_type(value)}")
+        raise WrongType(f"expected base64 string, got {json_type(value)}")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
@@ -118,7 +119,7 @@ def configure(conv: cattrs.Converter) -> None:
 
         def structure(value: Any, t: Any) -> Any:
             if not isinstance(value, Mapping):
-                raise WrongType(f"expected object, got {_json_type(value)}")
+                raise WrongType(f"expected object, got {json_type(value)}")
             return inner(value, t)
 
         return structure
@@ -134,7 +135,7 @@ def configure(conv: cattrs.Converter) -> None:
 
         def structure(value: Any, tt: Any) -> Any:
             if not isinstance(value, list | tuple):
-                raise WrongType(f"expected list, got {_json_type(value)}")
+                raise WrongType(f"expected list, got {json_type(value)}")
             return inner(value, tt)
 
         return structure
@@ -144,7 +145,7 @@ def configure(conv: cattrs.Converter) -> None:
 
         def structure(value: Any, tt: Any) -> Any:
             if not isinstance(value, Mapping):
-                raise WrongType(f"expected object, got {_json_type(value)}")
+                raise WrongType(f"expected object, got {json_type(value)}")
             return FrozenMap(inner(value, tt))
 
         return structure

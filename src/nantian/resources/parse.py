@@ -19,7 +19,7 @@ import cattrs
 import yaml
 
 from nantian.errors import ParseError
-from nantian.resources._convert import WrongType, converter, error_lines
+from nantian.resources._convert import WrongType, converter, error_lines, json_type
 from nantian.resources.core import Secret
 from nantian.resources.kinds import KubeObject, UnknownObject, class_for
 from nantian.resources.meta import ObjectMeta, ObjectRef
@@ -27,6 +27,9 @@ from nantian.resources.meta import ObjectMeta, ObjectRef
 __all__ = ["YAMLSyntaxError", "parse_documents", "parse_object"]
 
 log = logging.getLogger(__name__)
+
+MAX_DOCUMENT_NODES = 1_000_000
+"""Most values a document may hold once YAML aliases are expanded."""
 
 _STRUCTURE_ERRORS = (cattrs.BaseValidationError, WrongType, ValueError, TypeError, KeyError)
 
@@ -100,7 +103,7 @@ def parse_object(doc: Mapping[str, Any]) -> KubeObject:
     :raises ParseError: ``errors`` holds one ``message @ field.path`` line per problem.
     """
     if not isinstance(doc, Mapping):
-        raise ParseError("<document>", [f"expected object, got {type(doc).__name__}"])
+        raise ParseError("<document>", [f"expected object, got {json_type(doc)} @ <root>"])
     ref = _describe(doc, None)
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
     problems = [
@@ -111,19 +114,58 @@ def parse_object(doc: Mapping[str, Any]) -> KubeObject:
     if problems:
         raise ParseError(ref, problems)
     assert isinstance(api_version, str) and isinstance(kind, str)
-    clean = _drop_nulls(doc)
     cls = class_for(api_version, kind)
     ref = _describe(doc, cls)
     try:
+        clean = _drop_nulls(doc)
         if cls is None:
             meta = converter.structure(clean, _MetadataOnly).metadata
             return UnknownObject(api_version=api_version, kind=kind, metadata=meta, body=doc)
         obj: KubeObject = converter.structure(_prepare(cls, clean), cls)
     except cattrs.BaseValidationError as exc:
         raise ParseError(ref, error_lines(exc)) from None
+    except RecursionError:
+        raise ParseError(ref, ["document nested too deeply @ <root>"]) from None
     except _STRUCTURE_ERRORS as exc:
         raise ParseError(ref, [f"{exc} @ <root>"]) from None
     return obj
+
+
+class _Oversized(Exception):
+    pass
+
+
+def _oversized(node: yaml.Node | None) -> str | None:
+    """Why a document must not be constructed (aliases that expand past :data:`MAX_DOCUMENT_NODES`, or
+    refer to themselves), or ``None``. Kubernetes objects never need either; a "billion laughs" would."""
+    if node is None:
+        return None
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(n: yaml.Node) -> int:
+        key = id(n)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _Oversized("document refers to itself (recursive YAML alias)")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            total += sum(size(child) for child in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in n.value)
+        if total > MAX_DOCUMENT_NODES:
+            raise _Oversized(f"document too large: more than {MAX_DOCUMENT_NODES} values once aliases are expanded")
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        size(node)
+    except _Oversized as exc:
+        return str(exc)
+    return None
 
 
 def _items_lines(node: yaml.Node | None, count: int, default: int) -> list[int]:
@@ -171,6 +213,8 @@ def parse_documents(text: str, source: str) -> tuple[list[tuple[KubeObject, Mapp
     if source.endswith(".json"):
         try:
             data = json.loads(text)
+        except RecursionError:
+            errors.append(YAMLSyntaxError(source, ["document nested too deeply"], source=f"{source}:1"))
         except ValueError as exc:
             line = getattr(exc, "lineno", 1)
             errors.append(YAMLSyntaxError(source, [f"invalid JSON: {exc}"], source=f"{source}:{line}"))
@@ -183,7 +227,13 @@ def parse_documents(text: str, source: str) -> tuple[list[tuple[KubeObject, Mapp
         while loader.check_node():
             node = loader.get_node()
             line = node.start_mark.line + 1 if node is not None else line
+            problem = _oversized(node)
+            if problem is not None:
+                errors.append(ParseError(f"document at {source}:{line}", [problem], source=f"{source}:{line}"))
+                continue
             _add(loader.construct_document(node), node, line, source, objects, errors)
+    except RecursionError:
+        errors.append(YAMLSyntaxError(source, ["document nested too deeply"], source=f"{source}:{line}"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         err_line = mark.line + 1 if mark is not None else line
