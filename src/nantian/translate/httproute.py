@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from nantian.ir import (
+    Cors,
     HeaderMatch,
     HeaderModifier,
     HttpMatch,
@@ -10,6 +13,8 @@ from nantian.ir import (
     Mirror,
     PathMatch,
     PathMatchType,
+    PathModifierType,
+    PluginFilter,
     QueryMatch,
     Redirect,
     Retry,
@@ -18,7 +23,18 @@ from nantian.ir import (
     Timeouts,
     WeightedCluster,
 )
-from nantian.resources import HTTPBackendRef, HTTPRoute, HTTPRouteFilter, HTTPRouteRule, ResourceSet, parse_duration
+from nantian.resources import (
+    BackendRef,
+    GRPCBackendRef,
+    GRPCRouteFilter,
+    HTTPBackendRef,
+    HTTPRoute,
+    HTTPRouteFilter,
+    HTTPRouteMatch,
+    HTTPRouteRule,
+    ResourceSet,
+    parse_duration,
+)
 from nantian.translate import filters as fb
 from nantian.translate.backends import BackendResolver
 from nantian.translate.compiled import CompiledHttp, Problems
@@ -46,12 +62,12 @@ class RuleFilters:
         self.redirect: Redirect | None = None
         self.rewrite: Rewrite | None = None
         self.mirrors: list[Mirror] = []
-        self.cors: fb.Cors | None = None
-        self.plugins: list[fb.PluginFilter] = []
+        self.cors: Cors | None = None
+        self.plugins: list[PluginFilter] = []
 
 
 def apply_filters(
-    filters: tuple[HTTPRouteFilter, ...] | tuple[object, ...],
+    filters: Sequence[HTTPRouteFilter | GRPCRouteFilter],
     out: RuleFilters,
     problems: Problems,
     *,
@@ -63,38 +79,37 @@ def apply_filters(
 ) -> None:
     """Fill ``out`` from ``filters``; anything nantian cannot serve goes to ``problems``."""
     for f in filters:
-        ftype = getattr(f, "type", None)
         result: object = None
-        if ftype == "RequestHeaderModifier" and getattr(f, "request_header_modifier", None) is not None:
-            out.request_headers = fb.header_modifier(f.request_header_modifier)  # type: ignore[attr-defined]
-        elif ftype == "ResponseHeaderModifier" and getattr(f, "response_header_modifier", None) is not None:
-            out.response_headers = fb.header_modifier(f.response_header_modifier)  # type: ignore[attr-defined]
-        elif ftype == "RequestRedirect" and getattr(f, "request_redirect", None) is not None:
-            result = fb.redirect(f.request_redirect)  # type: ignore[attr-defined]
-            if isinstance(result, Redirect):
-                out.redirect = result
-        elif ftype == "URLRewrite" and getattr(f, "url_rewrite", None) is not None:
-            result = fb.rewrite(f.url_rewrite)  # type: ignore[attr-defined]
-            if isinstance(result, Rewrite):
-                out.rewrite = result
-        elif ftype == "RequestMirror" and getattr(f, "request_mirror", None) is not None:
-            result = fb.mirror(f.request_mirror, resolver, route_kind, route_ns, client_cert)  # type: ignore[attr-defined]
+        if f.type == "RequestHeaderModifier" and f.request_header_modifier is not None:
+            out.request_headers = fb.header_modifier(f.request_header_modifier)
+        elif f.type == "ResponseHeaderModifier" and f.response_header_modifier is not None:
+            out.response_headers = fb.header_modifier(f.response_header_modifier)
+        elif f.type == "RequestMirror" and f.request_mirror is not None:
+            result = fb.mirror(f.request_mirror, resolver, route_kind, route_ns, client_cert)
             if isinstance(result, Mirror):
                 out.mirrors.append(result)
-        elif ftype == "CORS" and getattr(f, "cors", None) is not None:
-            out.cors = fb.cors(f.cors)  # type: ignore[attr-defined]
-        elif ftype == "ExtensionRef" and getattr(f, "extension_ref", None) is not None:
-            result = fb.extension(f.extension_ref, route_ns, resources)  # type: ignore[attr-defined]
-            if isinstance(result, fb.PluginFilter):
+        elif f.type == "ExtensionRef" and f.extension_ref is not None:
+            result = fb.extension(f.extension_ref, route_ns, resources)
+            if isinstance(result, PluginFilter):
                 out.plugins.append(result)
+        elif isinstance(f, HTTPRouteFilter) and f.type == "RequestRedirect" and f.request_redirect is not None:
+            result = fb.redirect(f.request_redirect)
+            if isinstance(result, Redirect):
+                out.redirect = result
+        elif isinstance(f, HTTPRouteFilter) and f.type == "URLRewrite" and f.url_rewrite is not None:
+            result = fb.rewrite(f.url_rewrite)
+            if isinstance(result, Rewrite):
+                out.rewrite = result
+        elif isinstance(f, HTTPRouteFilter) and f.type == "CORS" and f.cors is not None:
+            out.cors = fb.cors(f.cors)
         else:
-            result = Problem("Accepted", "UnsupportedValue", f"filter type {ftype} is not supported by nantian")
+            result = Problem("Accepted", "UnsupportedValue", f"filter type {f.type} is not supported by nantian")
         if isinstance(result, Problem):
             problems.add(result)
 
 
 def weighted_backends(
-    refs: tuple[HTTPBackendRef, ...] | tuple[object, ...],
+    refs: Sequence[HTTPBackendRef | GRPCBackendRef | BackendRef],
     problems: Problems,
     rule_filters: RuleFilters,
     *,
@@ -113,11 +128,11 @@ def weighted_backends(
     lifted: list[tuple[Redirect | None, Rewrite | None]] = []
     for ref in refs:
         res = resolver.resolve(
-            group=ref.group,  # type: ignore[attr-defined]
-            kind=ref.kind,  # type: ignore[attr-defined]
-            name=ref.name,  # type: ignore[attr-defined]
-            namespace=ref.namespace,  # type: ignore[attr-defined]
-            port=ref.port,  # type: ignore[attr-defined]
+            group=ref.group,
+            kind=ref.kind,
+            name=ref.name,
+            namespace=ref.namespace,
+            port=ref.port,
             route_kind=route_kind,
             route_ns=route_ns,
             client_certificate=client_cert,
@@ -128,7 +143,7 @@ def weighted_backends(
             problems.add(Problem("ResolvedRefs", res.reason, res.message))
         own = RuleFilters()
         apply_filters(
-            getattr(ref, "filters", ()),
+            ref.filters if isinstance(ref, HTTPBackendRef | GRPCBackendRef) else (),
             own,
             problems,
             resolver=resolver,
@@ -144,7 +159,7 @@ def weighted_backends(
                 )
             )
         lifted.append((own.redirect, own.rewrite))
-        weight = ref.weight  # type: ignore[attr-defined]
+        weight = ref.weight
         out.append(
             WeightedCluster(
                 cluster=res.cluster,
@@ -196,19 +211,19 @@ def _timeouts_retry(rule: HTTPRouteRule, problems: Problems) -> tuple[Timeouts |
     return timeouts, retry
 
 
-def _match(m: object) -> HttpMatch:
-    path = m.path  # type: ignore[attr-defined]
+def _match(m: HTTPRouteMatch) -> HttpMatch:
+    path = m.path
     return HttpMatch(
         path=PathMatch(type=_PATH_TYPES.get(path.type, PathMatchType.PREFIX), value=path.value),
         headers=tuple(
             HeaderMatch(name=h.name.lower(), value=h.value, type=_STRING_TYPES.get(h.type, StringMatchType.EXACT))
-            for h in m.headers  # type: ignore[attr-defined]
+            for h in m.headers
         ),
         query=tuple(
             QueryMatch(name=q.name, value=q.value, type=_STRING_TYPES.get(q.type, StringMatchType.EXACT))
-            for q in m.query_params  # type: ignore[attr-defined]
+            for q in m.query_params
         ),
-        method=m.method,  # type: ignore[attr-defined]
+        method=m.method,
     )
 
 
@@ -275,9 +290,9 @@ def compile_http_route(
         for mi, m in enumerate(rule.matches):
             match = _match(m)
             _check_match(match, problems)
-            if rf.rewrite is not None and rf.rewrite.path is not None and rf.rewrite.path.type.name == "PREFIX":
-                if match.path.type != PathMatchType.PREFIX:
-                    problems.add(Problem("Accepted", "UnsupportedValue", "ReplacePrefixMatch needs a PathPrefix match"))
+            prefix_mods = [x.path for x in (rf.rewrite, rf.redirect) if x is not None and x.path is not None]
+            if match.path.type != PathMatchType.PREFIX and any(p.type == PathModifierType.PREFIX for p in prefix_mods):
+                problems.add(Problem("Accepted", "UnsupportedValue", "ReplacePrefixMatch needs a PathPrefix match"))
             try:
                 ir = build_route(
                     kind="HTTPRoute",
