@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from nantian.resources.meta import EMPTY_MAP, FrozenMap, KubeObjectBase, ObjectMeta
+from nantian.resources.meta import KubeObjectBase, ObjectMeta, map_field
 
 __all__ = [
     "ConfigMap",
@@ -20,8 +20,6 @@ __all__ = [
     "ServicePort",
     "ServiceSpec",
 ]
-
-_NO_BYTES: FrozenMap[str, bytes] = FrozenMap()
 
 
 @attrs.frozen(kw_only=True)
@@ -42,7 +40,7 @@ class ServiceSpec:
 
     type: str = "ClusterIP"
     ports: tuple[ServicePort, ...] = ()
-    selector: Mapping[str, str] = EMPTY_MAP
+    selector: Mapping[str, str] = map_field()
     cluster_ip: str | None = None
     cluster_ips: tuple[str, ...] = ()
     external_name: str | None = None
@@ -111,7 +109,7 @@ class Secret(KubeObjectBase):
 
     metadata: ObjectMeta
     type: str = "Opaque"
-    data: Mapping[str, bytes] = _NO_BYTES
+    data: Mapping[str, bytes] = map_field()
 
 
 @attrs.frozen(kw_only=True)
@@ -122,8 +120,8 @@ class ConfigMap(KubeObjectBase):
     GROUP = ""
 
     metadata: ObjectMeta
-    data: Mapping[str, str] = EMPTY_MAP
-    binary_data: Mapping[str, bytes] = _NO_BYTES
+    data: Mapping[str, str] = map_field()
+    binary_data: Mapping[str, bytes] = map_field()
 
 
 @attrs.frozen(kw_only=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from nantian.resources.meta import EMPTY_MAP, GATEWAY_GROUP, KubeObjectBase, LabelSelector, ObjectMeta
+from nantian.resources.meta import GATEWAY_GROUP, KubeObjectBase, LabelSelector, ObjectMeta, map_field
 from nantian.resources.references import (
     ObjectReference,
     ParametersReference,
@@ -93,7 +93,7 @@ class GatewayTLSConfig:
 
     mode: str = "Terminate"
     certificate_refs: tuple[SecretObjectReference, ...] = ()
-    options: Mapping[str, str] = EMPTY_MAP
+    options: Mapping[str, str] = map_field()
 
 
 ListenerTLSConfig = GatewayTLSConfig
@@ -137,8 +137,8 @@ class LocalParametersReference:
 class GatewayInfrastructure:
     """Labels and annotations to put on the resources that implement the Gateway."""
 
-    labels: Mapping[str, str] = EMPTY_MAP
-    annotations: Mapping[str, str] = EMPTY_MAP
+    labels: Mapping[str, str] = map_field()
+    annotations: Mapping[str, str] = map_field()
     parameters_ref: LocalParametersReference | None = None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 
@@ -15,6 +15,8 @@ __all__ = [
     "LabelSelectorRequirement",
     "ObjectMeta",
     "ObjectRef",
+    "freeze",
+    "map_field",
 ]
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
@@ -61,6 +63,16 @@ EMPTY_MAP: FrozenMap[str, str] = FrozenMap()
 """The shared empty map, default of every map field."""
 
 
+def freeze(value: Mapping[K, V]) -> FrozenMap[K, V]:
+    """``value`` as a :class:`FrozenMap` (itself if it already is one)."""
+    return value if isinstance(value, FrozenMap) else FrozenMap(value)
+
+
+def map_field() -> Any:
+    """An attrs field for a map: empty by default, frozen whatever mapping it is given."""
+    return attrs.field(factory=FrozenMap, converter=freeze)
+
+
 @attrs.frozen(order=True)
 class ObjectRef:
     """Identity of an object: kind, namespace (``""`` for cluster-scoped kinds) and name."""
@@ -82,8 +94,8 @@ class ObjectMeta:
     name: str
     namespace: str = ""
     generation: int = 1
-    labels: Mapping[str, str] = EMPTY_MAP
-    annotations: Mapping[str, str] = EMPTY_MAP
+    labels: Mapping[str, str] = map_field()
+    annotations: Mapping[str, str] = map_field()
     creation_timestamp: str | None = None
     """RFC 3339, as written."""
     uid: str | None = None
@@ -103,7 +115,7 @@ class LabelSelectorRequirement:
 class LabelSelector:
     """A Kubernetes label selector. The empty selector matches everything."""
 
-    match_labels: Mapping[str, str] = EMPTY_MAP
+    match_labels: Mapping[str, str] = map_field()
     match_expressions: tuple[LabelSelectorRequirement, ...] = ()
 
     def matches(self, labels: Mapping[str, str]) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,8 +24,6 @@ from nantian.resources.kinds import KubeObject, UnknownObject, class_for
 from nantian.resources.meta import ObjectMeta, ObjectRef
 
 __all__ = ["YAMLSyntaxError", "parse_documents", "parse_object"]
-
-log = logging.getLogger(__name__)
 
 MAX_DOCUMENT_NODES = 1_000_000
 """Most values a document may hold once YAML aliases are expanded."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from nantian.resources.meta import EMPTY_MAP, GATEWAY_GROUP, KubeObjectBase, ObjectMeta
+from nantian.resources.meta import GATEWAY_GROUP, KubeObjectBase, ObjectMeta, map_field
 from nantian.resources.references import LocalObjectReference, LocalPolicyTargetReferenceWithSectionName
 
 __all__ = [
@@ -83,7 +83,7 @@ class BackendTLSPolicySpec:
 
     target_refs: tuple[LocalPolicyTargetReferenceWithSectionName, ...]
     validation: BackendTLSPolicyValidation
-    options: Mapping[str, str] = EMPTY_MAP
+    options: Mapping[str, str] = map_field()
 
 
 @attrs.frozen(kw_only=True)

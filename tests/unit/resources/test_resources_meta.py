@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import nantian.resources
-from nantian.resources import FrozenMap, LabelSelector, LabelSelectorRequirement, ObjectRef, parse_duration
+from nantian.resources import FrozenMap, LabelSelector, LabelSelectorRequirement, ObjectMeta, ObjectRef, parse_duration
 
 
 def test_object_ref_str_and_order() -> None:
@@ -84,3 +84,10 @@ def test_exports_are_sorted_and_importable() -> None:
     assert {cls.__name__ for cls in nantian.resources.KIND_CLASSES.values()} <= set(names)
     for name in names:
         assert getattr(nantian.resources, name) is not None
+
+
+def test_map_fields_are_frozen_even_when_built_by_hand() -> None:
+    meta = ObjectMeta(name="x", labels={"a": "b"})
+    assert isinstance(meta.labels, FrozenMap) and meta.labels == {"a": "b"}
+    assert hash(meta) == hash(ObjectMeta(name="x", labels=FrozenMap({"a": "b"})))
+    assert ObjectMeta(name="y").annotations == {}
