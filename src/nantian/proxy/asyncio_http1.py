@@ -15,6 +15,7 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Callable, MutableSet
+from typing import cast
 
 import attrs
 import httptools
@@ -245,9 +246,9 @@ class Http1Server(asyncio.Protocol):
 
     # -- asyncio callbacks -------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        peer = transport.get_extra_info("peername")
+        # uvloop's transports are not asyncio.Transport subclasses, but have the same methods
+        self.transport = cast(asyncio.Transport, transport)
+        peer = self.transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.client = (str(peer[0]), int(peer[1]))
         self.state_since = self._loop.time()

@@ -65,6 +65,9 @@ class RuntimeOptions:
     sweep_interval: float = 1.0
     """Seconds between checks of the header-read and idle timeouts."""
     backlog: int = 1024
+    http2_cleartext: bool = True
+    """Plain-HTTP listeners also accept HTTP/2 with prior knowledge (h2c, gRPC without TLS). ``False``: HTTP/1.1
+    only, like Envoy's ``codec_type: HTTP1``."""
 
 
 @attrs.frozen(kw_only=True)
@@ -339,9 +342,13 @@ class ProxyRuntime:
                 on_error=on_error,
             )
 
-        negotiating = negotiating_factory(
-            http1, ref, server_tls=server_tls, options=options.h2, connections=connections
-        )
+        negotiating: Callable[[], asyncio.BaseProtocol]
+        if server_tls is None and not options.http2_cleartext:
+            negotiating = functools.partial(http1, None)
+        else:
+            negotiating = negotiating_factory(
+                http1, ref, server_tls=server_tls, options=options.h2, connections=connections
+            )
 
         def factory() -> asyncio.BaseProtocol:
             if self._connection_count() >= options.max_connections:

@@ -8,6 +8,7 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 import httptools
 
@@ -74,8 +75,8 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio callbacks -------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but have the same methods
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._tunnel is not None:

@@ -77,6 +77,7 @@ class _UpstreamProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         seen = Seen(self.parser.get_method().decode(), self.url.decode(), self.headers, self.body, self.server.port)
         self.server.seen.append(seen)
+        self.server.arrival.set()
         self.queue.put_nowait(seen)
 
     async def run(self) -> None:
@@ -103,8 +104,9 @@ class _UpstreamProtocol(asyncio.Protocol):
 class Upstream:
     """A real HTTP/1.1 server on 127.0.0.1 that records what it got.
 
-    Paths: ``/status/N`` answers N; ``/delay/S`` waits S seconds; ``/chunks/N`` sends N chunks; ``/close`` closes
-    without answering; anything else echoes the request as JSON. ``handler`` may override (return ``None`` to pass).
+    Path segments (anywhere): ``status/N`` answers N; ``delay/S`` waits S seconds; ``chunks/N`` sends N chunks;
+    ``close`` closes without answering; anything else echoes the request as JSON. ``handler`` may override (return
+    ``None`` to pass).
     """
 
     def __init__(self, handler: Handler | None = None, name: str = "up") -> None:
@@ -115,21 +117,31 @@ class Upstream:
         self.port = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
+        self.arrival = asyncio.Event()
+
+    async def wait_for(self, count: int) -> None:
+        """Until at least ``count`` requests arrived (callers bound it with a timeout)."""
+        while len(self.seen) < count:
+            self.arrival.clear()
+            await self.arrival.wait()
 
     async def respond(self, seen: Seen) -> tuple[int, list[tuple[str, str]], bytes | list[bytes]] | None:
         if self.handler is not None:
             custom = await self.handler(seen)
             if custom is not None:
                 return custom
-        path = seen.target.split("?")[0]
-        parts = path.strip("/").split("/")
-        if parts[0] == "status" and len(parts) > 1:
-            return int(parts[1]), [("x-upstream", self.name)], b""
-        if parts[0] == "delay" and len(parts) > 1:
-            await asyncio.sleep(float(parts[1]))
-        if parts[0] == "chunks" and len(parts) > 1:
-            return 200, [("x-upstream", self.name)], [b"chunk%d;" % i for i in range(int(parts[1]))]
-        if parts[0] == "close":
+        parts = seen.target.split("?")[0].strip("/").split("/")
+
+        def arg(word: str) -> str | None:
+            return parts[parts.index(word) + 1] if word in parts[:-1] else None
+
+        if (code := arg("status")) is not None:
+            return int(code), [("x-upstream", self.name)], b""
+        if (delay := arg("delay")) is not None:
+            await asyncio.sleep(float(delay))
+        if (count := arg("chunks")) is not None:
+            return 200, [("x-upstream", self.name)], [b"chunk%d;" % i for i in range(int(count))]
+        if "close" in parts:
             return None
         doc = {
             "method": seen.method,

@@ -1,0 +1,157 @@
+"""Serve a generated Gateway-API-like route table with the nantian proxy, for benchmarks/proxy.sh.
+
+Reads ``BACKEND_HOST``, ``BACKEND_PORT`` and ``PROXY_PORT`` from the environment (set by the bench kit) and serves
+HTTP/1.1 on ``127.0.0.1:$PROXY_PORT`` under uvloop until killed.
+
+The table has a few hundred routes over several virtual hosts: exact paths, path prefixes and header-matched
+routes, in Gateway API precedence order. The measured route (``/``, what wrk requests) is last in its virtual host,
+after routes with header matches the request does not satisfy, and has a header match itself (``host`` regex).
+``--variant full`` gives it request and response header modifiers and request/backend timeouts;
+``--variant passthrough`` keeps the timeouts but changes no header, so the proxy's fast path forwards the
+received header bytes unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+
+from nantian import ir
+from nantian.proxy import ProxyRuntime, RuntimeOptions
+
+GATEWAY = "bench/gateway"
+SECTION = f"{GATEWAY}/http"
+
+
+def _measured_route(variant: str) -> ir.HttpRoute:
+    full = variant == "full"
+    return ir.HttpRoute(
+        name="HTTPRoute/bench/measured/0/0",
+        route="HTTPRoute/bench/measured",
+        match=ir.HttpMatch(
+            path=ir.PathMatch(type=ir.PathMatchType.PREFIX, value="/"),
+            headers=(ir.HeaderMatch(name="host", value=r"127\.0\.0\.1(:[0-9]+)?", type=ir.StringMatchType.REGEX),),
+        ),
+        request_headers=ir.HeaderModifier(
+            set=(ir.Header(name="x-gateway", value="nantian"),), add=(ir.Header(name="x-route", value="measured"),)
+        )
+        if full
+        else None,
+        response_headers=ir.HeaderModifier(set=(ir.Header(name="x-served-by", value="nantian"),)) if full else None,
+        timeouts=ir.Timeouts(request=15.0, backend_request=10.0),
+        backends=(ir.WeightedCluster(cluster="bench/backend:80"),),
+    )
+
+
+def _filler_routes(prefix: str, count: int) -> list[ir.HttpRoute]:
+    routes: list[ir.HttpRoute] = []
+    for i in range(count):
+        kind = i % 3
+        if kind == 0:
+            match = ir.HttpMatch(path=ir.PathMatch(type=ir.PathMatchType.EXACT, value=f"/api/v1/{prefix}{i}"))
+        elif kind == 1:
+            match = ir.HttpMatch(path=ir.PathMatch(type=ir.PathMatchType.PREFIX, value=f"/{prefix}{i}/"))
+        else:
+            match = ir.HttpMatch(
+                path=ir.PathMatch(type=ir.PathMatchType.PREFIX, value=f"/{prefix}{i}"),
+                headers=(ir.HeaderMatch(name="x-tenant", value=f"t{i}"),),
+                method="POST",
+            )
+        routes.append(
+            ir.HttpRoute(
+                name=f"HTTPRoute/bench/{prefix}{i}/0/0",
+                route=f"HTTPRoute/bench/{prefix}{i}",
+                match=match,
+                request_headers=ir.HeaderModifier(set=(ir.Header(name="x-svc", value=f"{prefix}{i}"),)),
+                backends=(ir.WeightedCluster(cluster="bench/backend:80"),),
+            )
+        )
+    # routes on "/" that the benchmark request does not match (more header matches: they come first)
+    for i in range(10):
+        routes.append(
+            ir.HttpRoute(
+                name=f"HTTPRoute/bench/{prefix}-canary{i}/0/0",
+                route=f"HTTPRoute/bench/{prefix}-canary{i}",
+                match=ir.HttpMatch(
+                    headers=(
+                        ir.HeaderMatch(name="x-canary", value="true"),
+                        ir.HeaderMatch(name="x-tenant", value=f"c{i}"),
+                    )
+                ),
+                backends=(ir.WeightedCluster(cluster="bench/backend:80"),),
+            )
+        )
+    return routes
+
+
+def build_snapshot(backend_host: str, backend_port: int, proxy_port: int, variant: str, routes: int) -> ir.Snapshot:
+    """The benchmark snapshot: ``routes`` filler routes spread over 5 named hosts and the catch-all host."""
+    per_host = max(routes // 6, 1)
+    vhosts = [
+        ir.VirtualHost(
+            section=SECTION,
+            section_hostname=None,
+            hostname=f"app{h}.example.com",
+            routes=tuple(_filler_routes(f"app{h}-", per_host)),
+        )
+        for h in range(5)
+    ]
+    vhosts.append(
+        ir.VirtualHost(
+            section=SECTION,
+            section_hostname=None,
+            hostname="*",
+            routes=(*_filler_routes("svc", per_host), _measured_route(variant)),
+        )
+    )
+    listener = ir.Listener(
+        name=f"{GATEWAY}/{proxy_port}/HTTP",
+        gateway=GATEWAY,
+        address="127.0.0.1",
+        port=proxy_port,
+        protocol=ir.Protocol.HTTP,
+        virtual_hosts=tuple(vhosts),
+    )
+    cluster = ir.Cluster(
+        name="bench/backend:80", endpoints=(ir.Endpoint(address=backend_host, port=backend_port),), connect_timeout=1.0
+    )
+    return ir.Snapshot.build([listener], [cluster])
+
+
+async def serve(snapshot: ir.Snapshot) -> None:
+    # HTTP/1.1 only, like the kit's Envoy bootstrap (codec_type: HTTP1)
+    rt = ProxyRuntime(RuntimeOptions(access_log=False, bind_failure="reject", http2_cleartext=False))
+    await rt.apply(snapshot)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await rt.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=("full", "passthrough"), default="full")
+    parser.add_argument("--routes", type=int, default=300)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    snap = build_snapshot(
+        os.environ.get("BACKEND_HOST", "127.0.0.1"),
+        int(os.environ["BACKEND_PORT"]),
+        int(os.environ["PROXY_PORT"]),
+        args.variant,
+        args.routes,
+    )
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        runner = asyncio.Runner()
+    with runner:
+        runner.run(serve(snap))
+
+
+if __name__ == "__main__":
+    main()

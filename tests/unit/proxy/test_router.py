@@ -1,0 +1,118 @@
+"""Host lookup and route matching precedence."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from nantian import ir
+from nantian.proxy.router import HostMap, RouteTable, host_of, split_target
+
+
+def test_host_of_strips_port_case_and_trailing_dot() -> None:
+    assert host_of("Example.COM:8080") == "example.com"
+    assert host_of("example.com.") == "example.com"
+    assert host_of("[::1]:80") == "[::1]"
+    assert host_of("") == ""
+
+
+def test_split_target() -> None:
+    assert split_target("/a/b?x=1&y") == ("/a/b", "x=1&y")
+    assert split_target("/a") == ("/a", "")
+    assert split_target("?q") == ("/", "q")
+
+
+def test_host_map_exact_then_longest_wildcard_then_catch_all() -> None:
+    m = HostMap([("*", "any"), ("*.example.com", "wild"), ("*.a.example.com", "wild-a"), ("foo.example.com", "exact")])
+    assert m.lookup("foo.example.com") == "exact"
+    assert m.lookup("bar.example.com") == "wild"
+    assert m.lookup("x.y.example.com") == "wild"  # any number of labels
+    assert m.lookup("b.a.example.com") == "wild-a"
+    assert m.lookup("example.com") == "any"  # a wildcard needs one more label
+    assert m.lookup("other.org") == "any"
+    assert HostMap([("a.com", 1)]).lookup("b.com") is None
+
+
+def test_host_map_first_value_wins_and_none_is_catch_all() -> None:
+    m = HostMap([(None, 1), ("*", 2), ("A.com", 3), ("a.com", 4)])
+    assert m.lookup("zzz") == 1
+    assert m.lookup("a.com") == 3
+
+
+def _m(path: str = "/", kind: ir.PathMatchType = ir.PathMatchType.PREFIX, **kw: object) -> ir.HttpMatch:
+    return ir.HttpMatch(path=ir.PathMatch(type=kind, value=path), **kw)  # type: ignore[arg-type]
+
+
+def test_prefix_matches_whole_segments_and_ignores_trailing_slash() -> None:
+    t = RouteTable([(_m("/v2"), "v2"), (_m("/foo/"), "foo"), (_m("/"), "root")])
+    assert t.match("GET", "/v2", "", []) == "v2"
+    assert t.match("GET", "/v2/x", "", []) == "v2"
+    assert t.match("GET", "/v2x", "", []) == "root"
+    assert t.match("GET", "/foo", "", []) == "foo"
+    assert t.match("GET", "/foo/", "", []) == "foo"
+    assert t.match("GET", "/foo/bar/baz", "", []) == "foo"
+    assert t.match("GET", "/foobar", "", []) == "root"
+
+
+def test_first_match_in_ir_order_wins_across_index_groups() -> None:
+    t = RouteTable(
+        [
+            (_m("/a/b", ir.PathMatchType.EXACT), "exact"),
+            (_m("/a/b"), "long-prefix"),
+            (_m("/a", headers=(ir.HeaderMatch(name="x-v", value="2"),)), "prefix-header"),
+            (_m("/a"), "prefix"),
+            (_m("/a/[0-9]+", ir.PathMatchType.REGEX), "regex"),
+            (_m("/"), "root"),
+        ]
+    )
+    assert t.match("GET", "/a/b", "", []) == "exact"
+    assert t.match("GET", "/a/b/c", "", []) == "long-prefix"
+    assert t.match("GET", "/a/1", "", [("x-v", "2")]) == "prefix-header"
+    assert t.match("GET", "/a/1", "", []) == "prefix"
+    assert t.match("GET", "/z", "", []) == "root"
+
+
+def test_regex_is_a_full_match_and_orders_with_the_others() -> None:
+    t = RouteTable([(_m("/r/[0-9]+", ir.PathMatchType.REGEX), "regex"), (_m("/r"), "prefix")])
+    assert t.match("GET", "/r/12", "", []) == "regex"
+    assert t.match("GET", "/r/12x", "", []) == "prefix"
+
+
+def test_method_headers_and_query() -> None:
+    t = RouteTable(
+        [
+            (
+                _m(
+                    "/",
+                    method="POST",
+                    headers=(
+                        ir.HeaderMatch(name="x-env", value="prod"),
+                        ir.HeaderMatch(name="x-ver", value="v[0-9]", type=ir.StringMatchType.REGEX),
+                    ),
+                    query=(ir.QueryMatch(name="debug", value="1"),),
+                ),
+                "all",
+            ),
+            (_m("/", query=(ir.QueryMatch(name="k", value="a.*", type=ir.StringMatchType.REGEX),)), "query-regex"),
+            (_m("/", method="GET"), "get"),
+        ]
+    )
+    good = [("x-env", "prod"), ("x-ver", "v1")]
+    assert t.match("POST", "/", "debug=1", good) == "all"
+    assert t.match("POST", "/", "debug=2", good) is None
+    assert t.match("POST", "/", "debug=1", [("x-env", "prod"), ("x-ver", "v10")]) is None
+    assert t.match("POST", "/", "debug=1", [("x-env", "dev"), ("x-ver", "v1")]) is None
+    assert t.match("POST", "/", "k=abc", []) == "query-regex"
+    assert t.match("GET", "/x", "", []) == "get"
+    assert t.match("DELETE", "/x", "", []) is None
+
+
+def test_repeated_headers_are_joined_with_commas() -> None:
+    t = RouteTable([(_m("/", headers=(ir.HeaderMatch(name="x-a", value="1,2"),)), "joined")])
+    assert t.match("GET", "/", "", [("x-a", "1"), ("x-a", "2")]) == "joined"
+
+
+def test_bad_regex_raises_when_compiled() -> None:
+    with pytest.raises(re.error):
+        RouteTable([(_m("(", ir.PathMatchType.REGEX), "x")])
