@@ -230,8 +230,14 @@ class PodPlanner:
                 for pod in current
                 if pod.namespace == ns and all(pod.labels.get(k) == str(v) for k, v in selector.items())
             ]
-            out[(ns, name)] = [(pod.ip, dict(pod.port_names)) for pod in matched]
+            out[(ns, name)] = [(pod.ip, _targets(pod)) for pod in matched]
         return out
+
+
+def _targets(pod: PodPlan) -> Mapping[int | str, int]:
+    targets: dict[int | str, int] = {}
+    targets.update(pod.port_names)
+    return targets
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

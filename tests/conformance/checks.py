@@ -112,10 +112,10 @@ def check_http(
     """Failures of one HTTP outcome against an entry's ``expect`` (``sent``: the request, placeholders filled)."""
     wants_cert_request = bool(expect.get("client_cert_requested"))
     if expect.get("connection_error"):
-        failures = [] if outcome.status is None else [f"got HTTP {outcome.status}, want a connection error"]
+        problems = [] if outcome.status is None else [f"got HTTP {outcome.status}, want a connection error"]
         if wants_cert_request and not outcome.client_cert_requested:
-            failures.append("the server did not ask for a client certificate")
-        return failures
+            problems.append("the server did not ask for a client certificate")
+        return problems
     if outcome.status is None:
         return [f"request failed: {outcome.error}"]
     failures: list[str] = []

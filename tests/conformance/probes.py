@@ -228,10 +228,11 @@ async def tcp_probe(
     """Connect (and shake hands when ``tls``), then speak the TCP echo line protocol."""
     writer: asyncio.StreamWriter | None = None
     try:
-        reader, writer = await asyncio.wait_for(
+        reader, opened = await asyncio.wait_for(
             asyncio.open_connection(address, port, ssl=tls, server_hostname=sni if tls else None), PROBE_TIMEOUT
         )
-        return await _line_echo(reader, writer)
+        writer = opened
+        return await _line_echo(reader, opened)
     except (OSError, ssl.SSLError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
         return StreamOutcome(error=f"{type(exc).__name__}: {exc}")
     finally:
@@ -290,9 +291,10 @@ async def websocket_probe(address: str, port: int, entry: Mapping[str, Any]) -> 
     """Dial, upgrade and run the entry's exchange on one connection; ``None`` on success, else why not."""
     writer: asyncio.StreamWriter | None = None
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), PROBE_TIMEOUT)
+        reader, opened = await asyncio.wait_for(asyncio.open_connection(address, port), PROBE_TIMEOUT)
+        writer = opened
         key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
+        opened.write(
             (
                 f"GET {entry.get('url_path', '/')} HTTP/1.1\r\nHost: {address}:{port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
@@ -304,9 +306,9 @@ async def websocket_probe(address: str, port: int, entry: Mapping[str, Any]) -> 
             return f"no upgrade: {head.splitlines()[0]!r}"
         for step in entry.get("exchange") or ():
             if "send_text" in step:
-                writer.write(encode_frame(0x1, str(step["send_text"]).encode(), mask=os.urandom(4)))
+                opened.write(encode_frame(0x1, str(step["send_text"]).encode(), mask=os.urandom(4)))
             else:
-                writer.write(encode_frame(0x2, bytes(step["send_binary"]), mask=os.urandom(4)))
+                opened.write(encode_frame(0x2, bytes(step["send_binary"]), mask=os.urandom(4)))
             first = await asyncio.wait_for(reader.readexactly(2), PROBE_TIMEOUT)
             size = first[1] & 0x7F
             if size == 126:

@@ -244,7 +244,7 @@ class CaseRunner:
         return False
 
     async def _status(
-        self, entries: list[Mapping[str, Any]], label: str, *, before: Mapping[Key, Any] | None = None
+        self, entries: Sequence[Mapping[str, Any]], label: str, *, before: Mapping[Key, Any] | None = None
     ) -> list[str]:
         if not entries:
             return []
