@@ -51,6 +51,10 @@ class H2Options:
     """Seconds without any open stream before the connection is closed with GOAWAY."""
     preface_timeout: float = 30.0
     """Cleartext: seconds a new connection may take to show whether it speaks HTTP/2 or HTTP/1.1."""
+    max_resets_burst: int = 200
+    max_resets_per_second: float = 100.0
+    """Client resets of streams still being served, allowed in a burst and then per second; beyond, the connection
+    gets GOAWAY ENHANCE_YOUR_CALM (the HTTP/2 "rapid reset" attack)."""
 
 
 class H2ResponseSink:
@@ -199,6 +203,8 @@ class H2ServerProtocol(H2Protocol):
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._idle: asyncio.TimerHandle | None = None
         self._client: tuple[str, int] | None = None
+        self._reset_tokens = float(opts.max_resets_burst)
+        self._reset_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -295,8 +301,23 @@ class H2ServerProtocol(H2Protocol):
 
     def on_reset(self, stream: H2Stream) -> None:
         task = self._tasks.get(stream.stream_id)
-        if task is not None:
-            task.cancel()
+        if task is None:
+            return
+        task.cancel()
+        # "Rapid reset" (CVE-2023-44487): streams opened and reset at once make work for nothing. A token bucket
+        # allows bursts and a steady rate of resets; a client beyond it is told to calm down and disconnected.
+        now = asyncio.get_running_loop().time()
+        limit = self.options.max_resets_burst
+        self._reset_tokens = min(
+            limit, self._reset_tokens + (now - self._reset_at) * self.options.max_resets_per_second
+        )
+        self._reset_at = now
+        self._reset_tokens -= 1
+        if self._reset_tokens < 0:
+            log.warning("h2.rapid_reset listener=%s peer=%s", self.listener.name, self._client)
+            self.core.goaway(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            self.flush()
+            self.close()
 
     def _arm_idle(self) -> None:
         if self._idle is not None:

@@ -350,3 +350,19 @@ async def test_alpn_h2_on_tls_carries_the_sni_section(ca: trustme.CA) -> None:
     assert head.sni_section == "ns/gw/www"
     assert head.sni == "www.example.com"
     assert r1.http_version == "HTTP/1.1" and r1.text == "h1"
+
+
+async def test_rapid_reset_gets_enhance_your_calm() -> None:
+    options = H2Options(max_resets_burst=5, max_resets_per_second=0.001)
+    async with serving(Handler(), options=options) as port:
+        client = await RawClient.connect(port)
+        try:
+            for sid in range(1, 40, 2):
+                client.conn.send_headers(sid, _req("/slow"), end_stream=True)
+                client.conn.reset_stream(sid)
+            await client.flush()
+            ev = await client.until(ConnectionEnded)
+            assert isinstance(ev, ConnectionEnded)
+            assert ev.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        finally:
+            client.close()

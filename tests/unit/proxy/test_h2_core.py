@@ -1,0 +1,173 @@
+"""The sans-IO HTTP/2 core, fed bytes from a real h2 peer (no sockets)."""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import hyperframe.frame
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nantian.errors import RemoteProtocolError
+from nantian.proxy import _h2
+
+
+def _client() -> h2.connection.H2Connection:
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="latin-1"))
+    conn.initiate_connection()
+    return conn
+
+
+def _connected(**kw: int) -> tuple[_h2.H2Core, h2.connection.H2Connection]:
+    core = _h2.H2Core(client_side=False, **kw)
+    core.initiate()
+    client = _client()
+    assert core.receive(client.data_to_send()) == []
+    client.receive_data(core.data_to_send())
+    core.receive(client.data_to_send())  # SETTINGS ack
+    return core, client
+
+
+REQUEST = [(":method", "POST"), (":scheme", "http"), (":authority", "a.example"), (":path", "/p?q=1"), ("x-a", "1")]
+
+
+def test_request_head_and_body_events() -> None:
+    core, client = _connected()
+    client.send_headers(1, REQUEST)
+    client.send_data(1, b"hello")
+    client.send_headers(1, [("x-checksum", "5")], end_stream=True)
+    events = core.receive(client.data_to_send())
+    assert events == [
+        _h2.HeadersReceived(1, REQUEST, False),
+        _h2.DataReceived(1, b"hello", 5),
+        _h2.TrailersReceived(1, [("x-checksum", "5")]),
+        _h2.StreamEnded(1),
+    ]
+
+
+def test_output_waits_for_window_and_trailers_wait_for_output() -> None:
+    core, client = _connected()
+    client.send_headers(1, REQUEST, end_stream=True)
+    core.receive(client.data_to_send())
+    core.send_headers(1, [(b":status", b"200")])
+    body = b"x" * 100_000  # more than the client's default 65,535-byte window
+    left = core.send_data(1, body)
+    assert left == 100_000 - 65_535
+    assert core.buffered(1) == left
+    core.end_stream(1, [(b"grpc-status", b"0")])
+    received = b""
+    trailers = None
+    for ev in client.receive_data(core.data_to_send()):
+        if isinstance(ev, h2.events.DataReceived):
+            received += ev.data or b""
+        assert not isinstance(ev, h2.events.TrailersReceived)  # still behind the buffered data
+    assert len(received) == 65_535
+    client.acknowledge_received_data(65_535, 1)
+    events = core.receive(client.data_to_send())
+    assert _h2.SendWindowOpened(1, 0) in events
+    for ev in client.receive_data(core.data_to_send()):
+        if isinstance(ev, h2.events.DataReceived):
+            received += ev.data or b""
+        if isinstance(ev, h2.events.TrailersReceived):
+            trailers = ev.headers
+    assert received == body
+    assert trailers is not None and [tuple(map(str, t)) for t in trailers] == [("grpc-status", "0")]
+    assert core.buffered(1) == 0
+
+
+def test_settings_carry_our_limits() -> None:
+    core = _h2.H2Core(client_side=False, max_concurrent_streams=7, initial_window_size=1 << 18)
+    core.initiate()
+    client = _client()
+    core.receive(client.data_to_send())
+    events = client.receive_data(core.data_to_send())
+    changed = next(e for e in events if isinstance(e, h2.events.RemoteSettingsChanged)).changed_settings
+    assert changed[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS].new_value == 7
+    assert changed[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE].new_value == 1 << 18
+    assert changed[h2.settings.SettingCodes.ENABLE_PUSH].new_value == 0
+
+
+def test_garbage_raises_and_queues_goaway() -> None:
+    core = _h2.H2Core(client_side=False)
+    core.initiate()
+    core.data_to_send()
+    with pytest.raises(RemoteProtocolError):
+        core.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert core.closed
+
+
+def test_graceful_goaway_lets_open_streams_finish() -> None:
+    core, client = _connected()
+    client.send_headers(1, REQUEST, end_stream=True)
+    core.receive(client.data_to_send())
+    core.goaway()
+    core.send_headers(1, [(b":status", b"200")])
+    core.send_data(1, b"after goaway")
+    core.end_stream(1)
+    scanner = _h2.FrameScanner()
+    items = scanner.feed(core.data_to_send())
+    assert _h2.ConnectionEnded(0, 1) in items
+    data = b""
+    for item in items:
+        if isinstance(item, bytes):
+            for ev in client.receive_data(item):
+                if isinstance(ev, h2.events.DataReceived):
+                    data += ev.data or b""
+    assert data == b"after goaway"
+
+
+def test_reset_drops_buffered_output() -> None:
+    core, client = _connected()
+    client.send_headers(1, REQUEST, end_stream=True)
+    core.receive(client.data_to_send())
+    core.send_headers(1, [(b":status", b"200")])
+    core.send_data(1, b"y" * 70_000)
+    assert core.buffered(1) > 0
+    core.reset(1)
+    assert core.buffered(1) == 0
+    events = client.receive_data(core.data_to_send())
+    assert any(isinstance(e, h2.events.StreamReset) for e in events)
+    core.reset(1)  # twice is harmless
+
+
+def test_outbound_headers_drop_connection_specific_fields() -> None:
+    out = _h2.outbound_headers(
+        [("Connection", "close"), ("te", "gzip"), ("TE", "trailers"), ("X-Ok", " v "), ("host", "h"), (":path", "/")]
+    )
+    assert out == [(b"te", b"trailers"), (b"x-ok", b"v")]
+
+
+def _frames() -> bytes:
+    out = b""
+    for frame in (
+        hyperframe.frame.SettingsFrame(0),
+        hyperframe.frame.DataFrame(1, data=b"abc" * 10),
+        hyperframe.frame.GoAwayFrame(0, last_stream_id=3, error_code=0),
+        hyperframe.frame.PingFrame(0, opaque_data=b"12345678"),
+        hyperframe.frame.GoAwayFrame(0, last_stream_id=1, error_code=2, additional_data=b"bye"),
+    ):
+        out += frame.serialize()
+    return out
+
+
+@given(st.lists(st.integers(min_value=1, max_value=40), max_size=30))
+def test_frame_scanner_ignores_how_bytes_are_split(cuts: list[int]) -> None:
+    stream = _h2.PREFACE + _frames()
+    scanner = _h2.FrameScanner(preface=len(_h2.PREFACE))
+    items: list[bytes | _h2.ConnectionEnded] = []
+    pos = 0
+    for cut in [*cuts, len(stream)]:
+        items.extend(scanner.feed(stream[pos : pos + cut]))
+        pos += cut
+        if pos >= len(stream):
+            break
+    passed = b"".join(i for i in items if isinstance(i, bytes))
+    goaways = [i for i in items if isinstance(i, _h2.ConnectionEnded)]
+    assert goaways == [_h2.ConnectionEnded(0, 3), _h2.ConnectionEnded(2, 1)]
+    frames = _frames()
+    ping = hyperframe.frame.PingFrame(0, opaque_data=b"12345678").serialize()
+    expected = _h2.PREFACE + frames[: 9 + 0 + 9 + 30] + ping
+    assert passed == expected
