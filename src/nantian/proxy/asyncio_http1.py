@@ -43,6 +43,10 @@ class Http1Options:
     max_pipelined: int = 16
 
 
+LINGER = 2.0
+"""Seconds a connection closed after an error answer keeps discarding input."""
+
+
 class _State(enum.Enum):
     IDLE = 0
     HEAD = 1
@@ -58,10 +62,22 @@ class _ParseError(Exception):
 class _Response:
     """The :class:`~nantian.proxy.exchange.ResponseSink` of one request on an HTTP/1.1 connection."""
 
-    __slots__ = ("_chunked", "_conn", "_head", "_method", "_no_body", "_te_trailers", "_version", "ended", "started")
+    __slots__ = (
+        "_chunked",
+        "_conn",
+        "_head",
+        "_method",
+        "_no_body",
+        "_te_trailers",
+        "_version",
+        "ended",
+        "keep_alive",
+        "started",
+    )
 
-    def __init__(self, conn: Http1Server, method: str, version: str, te_trailers: bool) -> None:
+    def __init__(self, conn: Http1Server, method: str, version: str, te_trailers: bool, keep_alive: bool) -> None:
         self._conn = conn
+        self.keep_alive = keep_alive
         self._method = method
         self._version = version
         self._te_trailers = te_trailers
@@ -89,8 +105,10 @@ class _Response:
                 self._chunked = True
                 framing = "transfer-encoding: chunked\r\n"
             else:
-                conn.keep_alive = False
+                self.keep_alive = False
         if not conn.keep_alive:
+            self.keep_alive = False
+        if not self.keep_alive:
             framing += "connection: close\r\n"
         elif self._version == "1.0":
             framing += "connection: keep-alive\r\n"
@@ -230,6 +248,7 @@ class Http1Server(asyncio.Protocol):
         self._headers: Headers = []
         self._raw: list[bytes] = []
         self._head_size = 0
+        self._fields_size = 0
         self._in_head = False
         self._parsing_body: StreamBody | None = None
         self._trailers: Headers | None = None
@@ -343,6 +362,7 @@ class Http1Server(asyncio.Protocol):
         self._headers = []
         self._raw = []
         self._head_size = 0
+        self._fields_size = 0
         self._in_head = True
         self._trailers = None
 
@@ -357,6 +377,9 @@ class Http1Server(asyncio.Protocol):
                 self._trailers = []
             self._trailers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
             return
+        self._fields_size += len(name) + len(value) + 4
+        if self._fields_size > self.options.max_head:
+            raise _ParseError(431, "request head too large")
         self._raw.append(b"%s: %s\r\n" % (name, value))
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
@@ -402,8 +425,6 @@ class Http1Server(asyncio.Protocol):
         target = self._url.decode("latin-1")
         if not target.startswith("/"):
             target = self._origin_form(target)
-        if not parser.should_keep_alive() or self._draining:
-            self.keep_alive = False
         body: StreamBody | None = None
         source: BodySource
         if chunked or (length is not None and length > 0):
@@ -412,7 +433,9 @@ class Http1Server(asyncio.Protocol):
         else:
             source = EmptyBody()
         self._parsing_body = body
-        response = _Response(self, method, version, te_trailers)
+        response = _Response(
+            self, method, version, te_trailers, parser.should_keep_alive() and not self._draining and self.keep_alive
+        )
         head = RequestHead(
             method=method,
             target=target,
@@ -499,7 +522,8 @@ class Http1Server(asyncio.Protocol):
         if body is not None and not body.done:
             # the body was not read to its end: the rest of it cannot be told apart from the next request
             self.keep_alive = False
-        if not self.keep_alive or self.closed:
+        if not cycle.response.keep_alive or not self.keep_alive or self.closed:
+            self.keep_alive = False
             self._queue.clear()
             self.close()
             return
@@ -549,10 +573,23 @@ class Http1Server(asyncio.Protocol):
                 + b"content-type: text/plain\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
                 % (len(payload), payload)
             )
-            self.close()
+            self._lingering_close()
         else:
             self._queue.clear()
             self.pause_reading()
+
+    def _lingering_close(self) -> None:
+        """Close after an error answer without resetting: the peer may still be sending, and closing a socket with
+        unread input sends RST, which can destroy the answer before the peer reads it. Half-close, discard what
+        still comes, close for good after a grace period."""
+        transport = self.transport
+        if transport is None or self.closed:
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._loop.call_later(LINGER, self.close)
+        else:
+            self.close()
 
     def check_timeouts(self, now: float) -> None:
         """Close the connection when a head has been read too slowly or it has been idle too long."""

@@ -314,6 +314,8 @@ class RoutePlan:
                 retryable = retry is not None and retry.connection_errors
             except TimeoutError:
                 status, message = 504, "upstream request timeout"
+            except RemoteProtocolError as exc:  # the client's request body broke
+                return await answer(ex, exc.status_hint, body=b"bad request body")
             else:
                 if retry is not None and resp.status in retry.codes and attempt + 1 < attempts:
                     resp.abort()

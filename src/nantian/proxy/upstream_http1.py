@@ -233,7 +233,11 @@ class _Connection(asyncio.Protocol):
             transport.writelines(first)
         else:
             self._request_sent = False
-            chunk = await body.read()
+            try:
+                chunk = await body.read()
+            except BaseException:
+                self.close()  # nothing was written yet, but the connection is no longer in a known state
+                raise
             if chunk and length is None:
                 first.extend(encode_chunk(chunk))
             elif chunk:
