@@ -198,6 +198,7 @@ class H2Core:
     :param max_concurrent_streams: Our SETTINGS_MAX_CONCURRENT_STREAMS (streams the peer may open).
     :param initial_window_size: Our per-stream receive window (also used to grow the connection window).
     :param max_header_list_size: Largest header block we accept (decoded size).
+    :param enable_connect_protocol: Server: announce extended CONNECT (RFC 8441, WebSocket over HTTP/2).
     """
 
     def __init__(
@@ -207,6 +208,7 @@ class H2Core:
         max_concurrent_streams: int = 100,
         initial_window_size: int = 1 << 20,
         max_header_list_size: int = 65536,
+        enable_connect_protocol: bool = False,
     ) -> None:
         config = h2.config.H2Configuration(
             client_side=client_side,
@@ -217,15 +219,15 @@ class H2Core:
             normalize_outbound_headers=True,
         )
         self._conn = h2.connection.H2Connection(config=config)
-        self._conn.local_settings = h2.settings.Settings(
-            client=client_side,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-            },
-        )
+        settings = {
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
+            h2.settings.SettingCodes.ENABLE_PUSH: 0,
+        }
+        if enable_connect_protocol:
+            settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
+        self._conn.local_settings = h2.settings.Settings(client=client_side, initial_values=settings)
         self._initial_window = initial_window_size
         self._outbound: dict[int, _Outbound] = {}
         self._goaway = b""

@@ -13,21 +13,24 @@ required client certificate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, MutableSet
 
 import attrs
 import h2.errors
 
-from nantian.proxy import _h2, grpc
+from nantian.errors import RemoteProtocolError
+from nantian.proxy import _h2, grpc, websocket
 from nantian.proxy.asyncio_h2_connection import H2Protocol, H2Stream
-from nantian.proxy.exchange import Exchange, Headers, ListenerRef, RequestHead
+from nantian.proxy.exchange import ByteStream, EmptyBody, Exchange, Headers, ListenerRef, RequestHead
 from nantian.proxy.tls import ServerTls, TlsSession
 
 __all__ = [
     "H2Options",
     "H2ResponseSink",
     "H2ServerProtocol",
+    "H2Tunnel",
     "Http1Factory",
     "ProtocolSelector",
     "negotiating_factory",
@@ -51,6 +54,8 @@ class H2Options:
     """Seconds without any open stream before the connection is closed with GOAWAY."""
     preface_timeout: float = 30.0
     """Cleartext: seconds a new connection may take to show whether it speaks HTTP/2 or HTTP/1.1."""
+    enable_websocket: bool = True
+    """Announce extended CONNECT and carry WebSocket over HTTP/2 streams (RFC 8441)."""
     max_resets_burst: int = 200
     max_resets_per_second: float = 100.0
     """Client resets of streams still being served, allowed in a burst and then per second; beyond, the connection
@@ -128,6 +133,10 @@ class H2ResponseSink:
         self._send_head()
         self._protocol.end_stream(self._stream, trailers)
 
+    def taken_over(self) -> None:
+        """The stream became a tunnel (extended CONNECT): this sink writes nothing more."""
+        self._started = self._ended = True
+
     def abort(self) -> None:
         if not self._ended:
             self._ended = True
@@ -137,7 +146,38 @@ class H2ResponseSink:
             self._protocol.reset_stream(self._stream, h2.errors.ErrorCodes.INTERNAL_ERROR)
 
 
-def _request_head(headers: Headers, *, client: tuple[str, int] | None, tls: TlsSession | None) -> RequestHead:
+class H2Tunnel:
+    """One HTTP/2 stream as a :class:`~nantian.proxy.exchange.ByteStream` (the downstream side of a WebSocket
+    over HTTP/2): DATA in, DATA out, END_STREAM as EOF; a reset stream reads as EOF and drops writes."""
+
+    def __init__(self, protocol: H2ServerProtocol, stream: H2Stream) -> None:
+        self._protocol = protocol
+        self._stream = stream
+        self._eof_sent = False
+
+    async def read(self) -> bytes:
+        try:
+            return await self._stream.read()
+        except RemoteProtocolError:
+            return b""
+
+    async def write(self, data: bytes) -> None:
+        await self._protocol.send_data(self._stream, data)
+
+    def write_eof(self) -> None:
+        if not self._eof_sent:
+            self._eof_sent = True
+            self._protocol.end_stream(self._stream)
+
+    def close(self) -> None:
+        if not (self._eof_sent and self._stream.ended) and not self._stream.broken:
+            self._protocol.reset_stream(self._stream)
+
+
+def _request_head(
+    headers: Headers, *, client: tuple[str, int] | None, tls: TlsSession | None
+) -> tuple[RequestHead, str | None]:
+    """The exchange's request head, and the ``:protocol`` of an extended CONNECT (else ``None``)."""
     pseudo: dict[str, str] = {}
     regular: Headers = []
     host = None
@@ -150,7 +190,7 @@ def _request_head(headers: Headers, *, client: tuple[str, int] | None, tls: TlsS
             regular.append((name, value))
     authority = pseudo.get(":authority") or host or ""
     default_scheme = "https" if tls is not None else "http"
-    return RequestHead(
+    head = RequestHead(
         method=pseudo.get(":method", ""),
         target=pseudo.get(":path", ""),
         authority=authority,
@@ -161,6 +201,7 @@ def _request_head(headers: Headers, *, client: tuple[str, int] | None, tls: TlsS
         sni_section=tls.section if tls is not None else None,
         sni=tls.server_name if tls is not None else None,
     )
+    return head, pseudo.get(":protocol")
 
 
 def _content_length(headers: Headers) -> int | None:
@@ -194,6 +235,7 @@ class H2ServerProtocol(H2Protocol):
                 max_concurrent_streams=opts.max_concurrent_streams,
                 initial_window_size=opts.initial_window_size,
                 max_header_list_size=opts.max_header_list_size,
+                enable_connect_protocol=opts.enable_websocket,
             )
         )
         self.listener = listener
@@ -244,7 +286,7 @@ class H2ServerProtocol(H2Protocol):
         if self.core.closed:
             self.core.reset(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
-        head = _request_head(event.headers, client=self._client, tls=self.tls)
+        head, protocol = _request_head(event.headers, client=self._client, tls=self.tls)
         stream = H2Stream(self, sid, _content_length(head.headers))
         if event.end_stream:
             stream.feed_end()
@@ -257,6 +299,11 @@ class H2ServerProtocol(H2Protocol):
             response=sink,
             received_at=asyncio.get_running_loop().time(),
         )
+        if self.options.enable_websocket and websocket.is_extended_connect(head.method, protocol):
+            # WebSocket over HTTP/2 (RFC 8441): the backend gets an HTTP/1.1 upgrade; the frames ride this stream.
+            exchange.head = websocket.upgrade_request_from_connect(head)
+            exchange.body = EmptyBody()
+            exchange.upgrade = functools.partial(self._accept_tunnel, stream, sink)
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
@@ -298,6 +345,15 @@ class H2ServerProtocol(H2Protocol):
             self.close()
         else:
             self._arm_idle()
+
+    def _accept_tunnel(self, stream: H2Stream, sink: H2ResponseSink, status: int, headers: Headers) -> ByteStream:
+        """``Exchange.upgrade`` of an extended CONNECT: answer 200 and hand the stream over as a byte stream."""
+        sink.taken_over()
+        if not stream.broken:
+            head = [(b":status", b"200"), *_h2.outbound_headers(websocket.connect_response_headers(headers))]
+            self.core.send_headers(stream.stream_id, head)
+            self.flush()
+        return H2Tunnel(self, stream)
 
     def on_reset(self, stream: H2Stream) -> None:
         task = self._tasks.get(stream.stream_id)
