@@ -1,0 +1,255 @@
+"""The runtime: atomic swaps, listener lifecycle, bind failures, drain, counters and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+import pytest
+from http1_harness import Upstream, cluster, free_port, listener, raw_exchange, route, running, snapshot, status_of
+from prometheus_client import generate_latest
+
+from nantian import ir
+from nantian.errors import ConfigRejected
+from nantian.proxy import ProxyRuntime, RuntimeOptions
+
+
+async def test_apply_reports_version_states_and_counters() -> None:
+    async with Upstream() as up:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(snap) as rt:
+            assert rt.version == snap.version and rt.snapshot == snap
+            state = rt.listener_states()[f"ns/gw/{port}/HTTP"]
+            assert state.bound and state.port == port and state.address == "127.0.0.1" and state.error is None
+            async with httpx.AsyncClient() as c:
+                assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 200
+            counters = rt.counters()
+            assert counters["requests"] == 1 and counters["active_connections"] == 1
+            text = generate_latest(rt.metrics.registry).decode()  # type: ignore[arg-type]
+            assert "nantian_proxy_requests_total" in text and 'code="200"' in text
+            assert f'nantian_proxy_active_connections{{listener="ns/gw/{port}/HTTP"}} 1.0' in text
+            assert "nantian_proxy_request_duration_seconds_bucket" in text
+
+
+async def test_port_offset() -> None:
+    async with Upstream() as up:
+        base = free_port()
+        snap = snapshot([listener(base - 7, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(snap, port_offset=7) as rt:
+            assert rt.listener_states()[f"ns/gw/{base - 7}/HTTP"].port == base
+            assert status_of(await raw_exchange(base, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")) == 200
+
+
+async def test_inconsistent_or_uncompilable_snapshot_is_refused_and_last_good_serves() -> None:
+    async with Upstream() as up:
+        port = free_port()
+        good = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(good) as rt:
+            missing = snapshot([listener(port, [route("r", "nope")])], [])
+            with pytest.raises(ConfigRejected, match="nope"):
+                await rt.apply(missing)
+            bad_regex = snapshot(
+                [
+                    listener(
+                        port,
+                        [
+                            route(
+                                "r", "c", match=ir.HttpMatch(path=ir.PathMatch(type=ir.PathMatchType.REGEX, value="("))
+                            )
+                        ],
+                    )
+                ],
+                [cluster("c", up.port)],
+            )
+            with pytest.raises(ConfigRejected, match="regular expression"):
+                await rt.apply(bad_regex)
+            assert rt.version == good.version
+            out = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            assert status_of(out) == 200
+
+
+async def test_swap_keeps_unchanged_listeners_connections_and_in_flight_requests() -> None:
+    async with Upstream(name="one") as one, Upstream(name="two") as two:
+        port = free_port()
+        v1 = snapshot([listener(port, [route("r", "c")])], [cluster("c", one.port)])
+        v2 = snapshot([listener(port, [route("r", "c")])], [cluster("c", two.port)])
+        async with running(v1) as rt:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /delay/0.3 HTTP/1.1\r\nHost: a\r\n\r\n")
+            await asyncio.sleep(0.1)  # in flight on v1
+            result = await rt.apply(v2)
+            assert result.kept == (f"ns/gw/{port}/HTTP",) and result.bound == () and result.ok
+            async with asyncio.timeout(3):
+                head = await reader.readuntil(b"\r\n\r\n")
+            assert b"x-upstream: one" in head  # finished on the config it started with
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")  # same downstream connection, new config
+            async with asyncio.timeout(3):
+                head = await reader.readuntil(b"\r\n\r\n")
+            assert b"x-upstream: two" in head
+            writer.close()
+
+
+async def test_listeners_added_and_removed() -> None:
+    async with Upstream() as up:
+        p1, p2 = free_port(), free_port()
+        c = [cluster("c", up.port)]
+        l1 = listener(p1, [route("r", "c")])
+        l2 = listener(p2, [route("r", "c")])
+        async with running(snapshot([l1], c)) as rt:
+            result = await rt.apply(snapshot([l1, l2], c))
+            assert result.bound == (l2.name,) and result.kept == (l1.name,)
+            result = await rt.apply(snapshot([l2], c))
+            assert result.closed == (l1.name,)
+            with pytest.raises(OSError):
+                await raw_exchange(p1, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert status_of(await raw_exchange(p2, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")) == 200
+
+
+async def test_bind_failure_report_applies_the_rest() -> None:
+    async with Upstream() as up:
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        ok_port = free_port()
+        snap = snapshot(
+            [listener(taken, [route("r", "c")]), listener(ok_port, [route("r", "c")])], [cluster("c", up.port)]
+        )
+        try:
+            async with running(snap, bind_failure="report") as rt:
+                states = rt.listener_states()
+                assert not states[f"ns/gw/{taken}/HTTP"].bound
+                assert "cannot bind" in (states[f"ns/gw/{taken}/HTTP"].error or "")
+                assert states[f"ns/gw/{ok_port}/HTTP"].bound
+                assert rt.version == snap.version
+        finally:
+            busy.close()
+
+
+async def test_bind_failure_reject_refuses_everything() -> None:
+    async with Upstream() as up:
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        ok_port, first = free_port(), free_port()
+        c = [cluster("c", up.port)]
+        rt = ProxyRuntime(RuntimeOptions(bind_failure="reject", access_log=False))
+        try:
+            await rt.apply(snapshot([listener(first, [route("r", "c")])], c))
+            bad = snapshot([listener(taken, [route("r", "c")]), listener(ok_port, [route("r", "c")])], c)
+            with pytest.raises(ConfigRejected, match="cannot bind"):
+                await rt.apply(bad)
+            assert rt.listener_states()[f"ns/gw/{first}/HTTP"].bound
+            with pytest.raises(OSError):  # the listener bound for the refused snapshot was closed again
+                await raw_exchange(ok_port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert (
+                status_of(await raw_exchange(first, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")) == 200
+            )
+            # an address that is not local
+            remote = snapshot([listener(free_port(), [route("r", "c")], address="192.0.2.1")], c)
+            with pytest.raises(ConfigRejected):
+                await rt.apply(remote)
+        finally:
+            busy.close()
+            await rt.close()
+
+
+async def test_unsupported_listener_protocols_are_reported() -> None:
+    port = free_port()
+    tcp = ir.Listener(name="ns/gw/1/TCP", gateway="ns/gw", address="127.0.0.1", port=port, protocol=ir.Protocol.TCP)
+    async with running(snapshot([tcp], [])) as rt:
+        state = rt.listener_states()["ns/gw/1/TCP"]
+        assert not state.bound and "not served" in (state.error or "")
+
+
+async def test_config_swaps_under_load_lose_no_request() -> None:
+    async with Upstream(name="a") as a, Upstream(name="b") as b:
+        port = free_port()
+        snaps = [
+            snapshot([listener(port, [route("r", "c")])], [cluster("c", a.port)]),
+            snapshot(
+                [
+                    listener(
+                        port,
+                        [route("r", "c", request_headers=ir.HeaderModifier(set=(ir.Header(name="x-v", value="2"),)))],
+                    )
+                ],
+                [cluster("c", b.port)],
+            ),
+        ]
+        failures: list[str] = []
+        done = 0
+
+        async def client() -> None:
+            nonlocal done
+            async with httpx.AsyncClient(timeout=5.0) as c:
+                for _ in range(40):
+                    r = await c.get(f"http://127.0.0.1:{port}/")
+                    if r.status_code != 200:
+                        failures.append(f"{r.status_code} {r.text}")
+                    done += 1
+
+        async with running(snaps[0]) as rt:
+            async with asyncio.timeout(30):
+                clients = [asyncio.create_task(client()) for _ in range(8)]
+                for i in range(20):
+                    await rt.apply(snaps[i % 2])
+                    await asyncio.sleep(0.01)
+                await asyncio.gather(*clients)
+        assert failures == []
+        assert done == 320
+        assert a.seen and b.seen
+
+
+async def test_drain_finishes_in_flight_and_stops_accepting() -> None:
+    async with Upstream() as up:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        rt = ProxyRuntime(RuntimeOptions(access_log=False))
+        await rt.apply(snap)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /delay/0.3 HTTP/1.1\r\nHost: a\r\n\r\n")
+        await asyncio.sleep(0.1)
+        idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
+        idle_w.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        async with asyncio.timeout(3):
+            await idle_r.readuntil(b"\r\n\r\n")  # a keep-alive connection, idle after its response
+        drain = asyncio.create_task(rt.drain(5.0))
+        await asyncio.sleep(0.05)
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)
+        async with asyncio.timeout(3):
+            data = await reader.read()  # the in-flight response, then close
+            rest = await idle_r.read()  # idle connections close at once (after the rest of the first response)
+            assert b"HTTP/1.1" not in rest
+        assert status_of(data) == 200 and b"connection: close" in data.lower()
+        async with asyncio.timeout(3):
+            await drain
+        assert rt.counters()["active_connections"] == 0
+        writer.close()
+        idle_w.close()
+        with pytest.raises(ConfigRejected):
+            await rt.apply(snap)
+
+
+async def test_drain_timeout_closes_stragglers() -> None:
+    async with Upstream() as up:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        rt = ProxyRuntime(RuntimeOptions(access_log=False))
+        await rt.apply(snap)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /delay/5 HTTP/1.1\r\nHost: a\r\n\r\n")
+        await asyncio.sleep(0.1)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await rt.drain(0.2)
+        assert loop.time() - t0 < 2
+        async with asyncio.timeout(3):
+            await reader.read()
+        writer.close()
