@@ -35,6 +35,11 @@ def _usable(
     return pool.num_addresses <= 2 or addr not in (pool.network_address, pool.broadcast_address)
 
 
+def _nice(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Picked addresses avoid a last octet of 0 or 255 (some tools read them as network/broadcast)."""
+    return addr.version == 6 or int(addr) & 0xFF not in (0, 255)
+
+
 def _candidates(
     pool: ipaddress.IPv4Network | ipaddress.IPv6Network, key: str
 ) -> Iterable[ipaddress.IPv4Address | ipaddress.IPv6Address]:
@@ -103,10 +108,14 @@ def plan_addresses(gateways: Iterable[Gateway], pool_cidr: str) -> dict[tuple[st
     for gw in dynamic:
         key = (gw.metadata.namespace, gw.metadata.name)
         chosen = None
+        fallback = None
         for addr in _candidates(pool, f"{key[0]}/{key[1]}"):
             if _usable(pool, addr) and addr not in taken:
-                chosen = addr
-                break
+                if _nice(addr):
+                    chosen = addr
+                    break
+                fallback = fallback or addr
+        chosen = chosen or fallback
         if chosen is None:
             plans[key] = AddressPlan(address=None, unusable=f"address pool {pool} is exhausted")
         else:
