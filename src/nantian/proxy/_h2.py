@@ -198,6 +198,8 @@ class H2Core:
     :param max_concurrent_streams: Our SETTINGS_MAX_CONCURRENT_STREAMS (streams the peer may open).
     :param initial_window_size: Our per-stream receive window (also used to grow the connection window).
     :param max_header_list_size: Largest header block we accept (decoded size).
+    :param connection_window_size: Our connection-wide receive window: what all streams together may have
+        unread. Larger than one stream's, so a stream whose reader is slow does not stall the others.
     :param enable_connect_protocol: Server: announce extended CONNECT (RFC 8441, WebSocket over HTTP/2).
     """
 
@@ -209,6 +211,7 @@ class H2Core:
         initial_window_size: int = 1 << 20,
         max_header_list_size: int = 65536,
         enable_connect_protocol: bool = False,
+        connection_window_size: int = 4 << 20,
     ) -> None:
         config = h2.config.H2Configuration(
             client_side=client_side,
@@ -228,7 +231,7 @@ class H2Core:
         if enable_connect_protocol:
             settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
         self._conn.local_settings = h2.settings.Settings(client=client_side, initial_values=settings)
-        self._initial_window = initial_window_size
+        self._connection_window = max(connection_window_size, initial_window_size)
         self._outbound: dict[int, _Outbound] = {}
         self._goaway = b""
         self._scanner = FrameScanner(preface=0 if client_side else len(PREFACE))
@@ -239,9 +242,9 @@ class H2Core:
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     def initiate(self) -> None:
-        """Queue our preface (client) and SETTINGS; grow the connection receive window to match the streams'."""
+        """Queue our preface (client) and SETTINGS; grow the connection receive window to its configured size."""
         self._conn.initiate_connection()
-        extra = self._initial_window - 65535
+        extra = self._connection_window - 65535
         if extra > 0:
             self._conn.increment_flow_control_window(extra)
 
