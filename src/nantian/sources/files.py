@@ -94,7 +94,8 @@ class FileSource:
         self.path = Path(path)
         self.debounce_ms = debounce_ms
         self._files: dict[Path, _FileState] = {}
-        self._stop = asyncio.Event()
+        self._stops: set[asyncio.Event] = set()
+        self._closed = False
 
     @staticmethod
     def load_once(path: Path) -> ResourceSet:
@@ -154,10 +155,14 @@ class FileSource:
 
         :raises SourceError: ``path`` does not exist (at start).
         """
+        if self._closed:
+            return
         if not self.path.exists():
             raise SourceError(f"{self.path}: no such file or directory")
+        stop = asyncio.Event()
+        self._stops.add(stop)
         queue: asyncio.Queue[set[tuple[watchfiles.Change, str]] | None] = asyncio.Queue()
-        task = asyncio.create_task(self._watch(queue), name=f"nantian-files-watch:{self.path}")
+        task = asyncio.create_task(self._watch(queue, stop), name=f"nantian-files-watch:{self.path}")
         await asyncio.sleep(0)  # let the watch task register its inotify watches before the first read
         try:
             await asyncio.to_thread(self._refresh, ())
@@ -188,17 +193,18 @@ class FileSource:
                 )
                 yield rs
         finally:
-            self._stop.set()
+            stop.set()
+            self._stops.discard(stop)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _watch(self, queue: asyncio.Queue[set[tuple[watchfiles.Change, str]] | None]) -> None:
+    async def _watch(
+        self, queue: asyncio.Queue[set[tuple[watchfiles.Change, str]] | None], stop: asyncio.Event
+    ) -> None:
         watch_root = self.path if self.path.is_dir() else self.path.parent
         step = max(1, min(50, self.debounce_ms))
         try:
-            async for changes in watchfiles.awatch(
-                watch_root, debounce=self.debounce_ms, step=step, stop_event=self._stop
-            ):
+            async for changes in watchfiles.awatch(watch_root, debounce=self.debounce_ms, step=step, stop_event=stop):
                 queue.put_nowait(changes)
         except Exception:  # the boundary of the watch task: log and end the updates
             log.error("source.files.watch_failed path=%s", self.path, exc_info=True)
@@ -206,5 +212,7 @@ class FileSource:
             queue.put_nowait(None)
 
     async def aclose(self) -> None:
-        """Stop watching; :meth:`updates` ends after its current step."""
-        self._stop.set()
+        """Stop watching for good: every :meth:`updates` iterator ends after its current step, later ones at once."""
+        self._closed = True
+        for stop in self._stops:
+            stop.set()

@@ -189,3 +189,37 @@ def test_status_sink_protocol_is_structural() -> None:
 
     assert isinstance(Sink(), StatusSink)
     assert not isinstance(object(), StatusSink)
+
+
+async def test_configmap_mount_style_symlink_swap_is_picked_up(tmp_path: Path) -> None:
+    """A mounted ConfigMap: files are symlinks through ``..data``, swapped atomically on update."""
+    write(tmp_path / "..2024_1" / "svc.yaml", SVC.format(name="s1", port=80))
+    (tmp_path / "..data").symlink_to("..2024_1")
+    (tmp_path / "svc.yaml").symlink_to("..data/svc.yaml")
+    source = FileSource(tmp_path, debounce_ms=20)
+    it = source.updates()
+    try:
+        first = await next_set(it)
+        assert first.refs() == (ObjectRef("Service", "a", "s1"),)  # read once, not again through ..data
+        write(tmp_path / "..2024_2" / "svc.yaml", SVC.format(name="s1", port=8080))
+        (tmp_path / "..data_tmp").symlink_to("..2024_2")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+        second = await next_set(it)
+        assert port_of(second, "s1") == 8080
+    finally:
+        await source.aclose()
+        await it.aclose()
+
+
+async def test_updates_can_be_iterated_again_until_closed(tree: Path) -> None:
+    source = FileSource(tree, debounce_ms=20)
+    first = source.updates()
+    assert len(await next_set(first)) == 4
+    await first.aclose()  # the consumer stopped; the source is still open
+    second = source.updates()
+    assert len(await next_set(second)) == 4
+    await source.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(second), WAIT)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(source.updates()), WAIT)
