@@ -42,6 +42,10 @@ class _FileState:
     objects: tuple[tuple[KubeObject, Mapping[str, Any]], ...]
     errors: tuple[ParseError, ...]
 
+    def content_key(self) -> tuple[object, ...]:
+        """What the file contributes, comparable (ParseErrors compare by identity, their text does not)."""
+        return (self.objects, tuple((e.ref, tuple(e.errors), e.source) for e in self.errors))
+
 
 def _signature(path: Path) -> _Signature | None:
     try:
@@ -111,12 +115,13 @@ class FileSource:
         """Re-read new, changed and ``touched`` files; forget deleted ones. Returns the paths that changed."""
         if not self.path.exists():
             raise SourceError(f"{self.path}: no such file or directory")
-        forced = set(touched)
+        forced = {os.path.abspath(p) for p in touched}
         try:
             present = _manifest_files(self.path)
         except OSError as exc:
             raise SourceError(f"{self.path}: cannot list: {exc}") from exc
-        changed: list[Path] = [p for p in self._files if p not in set(present)]
+        present_set = set(present)
+        changed: list[Path] = [p for p in self._files if p not in present_set]
         for p in changed:
             del self._files[p]
         for p in present:
@@ -124,9 +129,9 @@ class FileSource:
             if signature is None:
                 continue
             old = self._files.get(p)
-            if old is None or old.signature != signature or p in forced:
+            if old is None or old.signature != signature or os.path.abspath(p) in forced:
                 state = _parse_file(p, signature)
-                if old is None or (old.objects, old.errors) != (state.objects, state.errors):
+                if old is None or old.content_key() != state.content_key():
                     changed.append(p)
                 self._files[p] = state
         return changed

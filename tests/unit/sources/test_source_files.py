@@ -223,3 +223,34 @@ async def test_updates_can_be_iterated_again_until_closed(tree: Path) -> None:
         await asyncio.wait_for(anext(second), WAIT)
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(anext(source.updates()), WAIT)
+
+
+async def test_touching_a_bad_file_without_changing_it_does_not_yield(tree: Path) -> None:
+    write(tree / "bad.yaml", SVC.format(name="s9", port="x"))
+    source = FileSource(tree, debounce_ms=20)
+    it = source.updates()
+    try:
+        first = await next_set(it)
+        assert len(first.errors) == 1
+        write(tree / "bad.yaml", SVC.format(name="s9", port="x"))
+        write(tree / "zz.yaml", DEPLOY.replace("name: d", "name: e"))
+        second = await next_set(it)
+        assert ObjectRef("Deployment", "a", "e") in second and len(second.errors) == 1
+    finally:
+        await source.aclose()
+        await it.aclose()
+
+
+async def test_relative_path(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tree.parent)
+    source = FileSource(Path(tree.name), debounce_ms=20)
+    it = source.updates()
+    try:
+        assert len(await next_set(it)) == 4
+        write(tree / "ns.yaml", NS_A + "  labels: {x: y}\n")
+        rs = await next_set(it)
+        ns = rs.namespace("a")
+        assert ns is not None and ns.metadata.labels == {"x": "y"}
+    finally:
+        await source.aclose()
+        await it.aclose()
