@@ -112,6 +112,9 @@ class BackendResolver:
             protocol = AppProtocol.TCP
         else:
             protocol = _APP_PROTOCOLS.get((sport.app_protocol or "") if sport else "", AppProtocol.HTTP1)
+        declared = protocol
+        if route_kind == "GRPCRoute" and stream is None:
+            protocol = AppProtocol.H2C  # gRPC needs HTTP/2 whatever the Service port declares
         tls: UpstreamTls | None = None
         if stream is None:
             policy = self._policies.for_port(ns, name, sport.name if sport else None)
@@ -128,6 +131,8 @@ class BackendResolver:
         cluster_name = f"{ns}/{name}:{port}"
         if stream is not None:
             cluster_name += f"/{stream.lower()}"
+        elif protocol != declared:
+            cluster_name += f"/{protocol.value}"
         if tls is not None and tls.client_certificate is not None:
             cluster_name += f"@{tls.client_certificate}"
         if cluster_name not in self.clusters:
