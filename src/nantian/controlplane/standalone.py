@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from nantian.admin import AdminServer
 from nantian.controlplane.metrics import ControlPlaneMetrics
@@ -84,7 +84,9 @@ class _State:
         ]
 
     def metrics_text(self) -> bytes:
-        return generate_latest(self.metrics.registry) + generate_latest(self.runtime.metrics_registry)
+        runtime_registry = self.runtime.metrics_registry
+        assert isinstance(runtime_registry, CollectorRegistry)
+        return generate_latest(self.metrics.registry) + generate_latest(runtime_registry)
 
 
 async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | None = None) -> int:

@@ -22,7 +22,7 @@ def make_plugin_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
 
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(builtin, name="nantian.builtin")
+    pm.register(builtin, name="builtin")  # the entry point of the same name is then skipped
     if entry_points:
         count = pm.load_setuptools_entrypoints(PROJECT)
         log.debug("plugins.loaded count=%s", count)
