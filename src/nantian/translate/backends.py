@@ -142,6 +142,8 @@ class BackendResolver:
         return Resolution(cluster_name, service=(ns, name))
 
     def _endpoints(self, service: Service, sport: ServicePort | None, port: int) -> tuple[Endpoint, ...]:
+        if not 1 <= port <= 65535:
+            return ()
         if service.spec.type == "ExternalName" and service.spec.external_name:
             return (Endpoint(address=service.spec.external_name, port=port),)
         assert sport is not None
@@ -150,7 +152,7 @@ class BackendResolver:
             if not isinstance(sl, EndpointSlice) or sl.address_type not in ("IPv4", "IPv6"):
                 continue
             target = _slice_port(sl, sport)
-            if target is None:
+            if target is None or not 1 <= target <= 65535:
                 continue
             for ep in sl.endpoints:
                 if ep.conditions.ready is False:

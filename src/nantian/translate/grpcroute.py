@@ -9,7 +9,7 @@ from nantian.resources import GRPCMethodMatch, GRPCRoute, GRPCRouteMatch, Resour
 from nantian.translate.backends import BackendResolver
 from nantian.translate.compiled import CompiledHttp, Problems
 from nantian.translate.filters import Problem
-from nantian.translate.httproute import RuleFilters, apply_filters, build_route, weighted_backends
+from nantian.translate.httproute import RuleFilters, apply_filters, build_route, check_match, weighted_backends
 from nantian.translate.precedence import MatchKey, match_key, route_age
 
 __all__ = ["compile_grpc_route", "grpc_path"]
@@ -48,7 +48,9 @@ def _match(m: GRPCRouteMatch, problems: Problems) -> HttpMatch | None:
     for h in m.headers:
         stype = StringMatchType.REGEX if h.type == "RegularExpression" else StringMatchType.EXACT
         headers.append(HeaderMatch(name=h.name.lower(), value=h.value, type=stype))
-    return HttpMatch(path=path, headers=tuple(headers), method="POST")
+    match = HttpMatch(path=path, headers=tuple(headers), method="POST")
+    check_match(match, problems)
+    return match
 
 
 def compile_grpc_route(

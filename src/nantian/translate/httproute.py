@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from nantian.ir import (
@@ -41,7 +42,7 @@ from nantian.translate.compiled import CompiledHttp, Problems
 from nantian.translate.filters import Problem
 from nantian.translate.precedence import MatchKey, match_key, route_age
 
-__all__ = ["RuleFilters", "apply_filters", "compile_http_route", "weighted_backends"]
+__all__ = ["RuleFilters", "apply_filters", "check_match", "compile_http_route", "weighted_backends"]
 
 _PATH_TYPES = {
     "Exact": PathMatchType.EXACT,
@@ -227,12 +228,30 @@ def _match(m: HTTPRouteMatch) -> HttpMatch:
     )
 
 
-def _check_match(m: HttpMatch, problems: Problems) -> None:
+def _regex_problem(what: str, pattern: str) -> Problem | None:
+    try:
+        re.compile(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return Problem("Accepted", "UnsupportedValue", f"{what} {pattern!r} is not a valid regular expression: {exc}")
+    return None
+
+
+def check_match(m: HttpMatch, problems: Problems) -> None:
+    """Report what the data plane could not serve: paths not starting with ``/``, invalid regular expressions."""
+    found: list[Problem | None] = []
+    if m.path.type == PathMatchType.REGEX:
+        found.append(_regex_problem("path", m.path.value))
+    elif not m.path.value.startswith("/"):
+        found.append(Problem("Accepted", "UnsupportedValue", f"path {m.path.value!r} must start with /"))
     for h in m.headers:
-        if h.type not in (StringMatchType.EXACT, StringMatchType.REGEX):
-            problems.add(Problem("Accepted", "UnsupportedValue", f"header match type {h.type} is not supported"))
-    if m.path.type != PathMatchType.REGEX and not m.path.value.startswith("/"):
-        problems.add(Problem("Accepted", "UnsupportedValue", f"path {m.path.value!r} must start with /"))
+        if h.type == StringMatchType.REGEX:
+            found.append(_regex_problem(f"header {h.name}", h.value))
+    for q in m.query:
+        if q.type == StringMatchType.REGEX:
+            found.append(_regex_problem(f"query parameter {q.name}", q.value))
+    for p in found:
+        if p is not None:
+            problems.add(p)
 
 
 def build_route(
@@ -289,7 +308,7 @@ def compile_http_route(
         timeouts, retry = _timeouts_retry(rule, problems)
         for mi, m in enumerate(rule.matches):
             match = _match(m)
-            _check_match(match, problems)
+            check_match(match, problems)
             prefix_mods = [x.path for x in (rf.rewrite, rf.redirect) if x is not None and x.path is not None]
             if match.path.type != PathMatchType.PREFIX and any(p.type == PathModifierType.PREFIX for p in prefix_mods):
                 problems.add(Problem("Accepted", "UnsupportedValue", "ReplacePrefixMatch needs a PathPrefix match"))

@@ -161,6 +161,9 @@ def validate_listener(
         tls_mode=tls_mode,
         kinds=(),
     )
+    if not 1 <= spec.port <= 65535:
+        state.fail_accepted("UnsupportedValue", f"port {spec.port} is out of range")
+        return state
     if protocol not in KINDS_BY_PROTOCOL:
         state.fail_accepted("UnsupportedProtocol", f"protocol {protocol} is not supported")
         return state
