@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar, cast, overload
 
@@ -69,6 +70,46 @@ class _KindIndex:
                     groups.setdefault((obj.metadata.namespace, label), []).append(obj)
             self._by_service = {key: tuple(slices) for key, slices in groups.items()}
         return self._by_service.get((namespace, service), ())
+
+    def changed(self, ref: ObjectRef, obj: KubeObject | None, raw: Mapping[str, Any] | None) -> _KindIndex:
+        """A new index with ``ref`` set to ``obj`` (or removed when ``None``).
+
+        The sorted and by-namespace views already built are carried over by one bisect and one copy,
+        not rebuilt, so a change costs O(objects of this kind) in C-level copies and no sort.
+        """
+        old_obj = self.objects.get(ref)
+        objects = dict(self.objects)
+        raws = dict(self.raw)
+        if obj is None:
+            objects.pop(ref, None)
+        else:
+            objects[ref] = obj
+        if raw is None:
+            raws.pop(ref, None)
+        else:
+            raws[ref] = raw
+        new = _KindIndex(objects, raws)
+        if self._sorted is not None:
+            key = (ref.namespace, ref.name)
+            new._sorted = _replaced(self._sorted, key, old_obj is not None, obj)
+            if self._by_namespace is not None:
+                by_namespace = dict(self._by_namespace)
+                updated = _replaced(by_namespace.get(ref.namespace, ()), key, old_obj is not None, obj)
+                if updated:
+                    by_namespace[ref.namespace] = updated
+                else:
+                    by_namespace.pop(ref.namespace, None)
+                new._by_namespace = by_namespace
+        return new
+
+
+def _replaced(
+    objs: tuple[KubeObject, ...], key: tuple[str, str], present: bool, obj: KubeObject | None
+) -> tuple[KubeObject, ...]:
+    """``objs`` (sorted by namespace, name) with the object at ``key`` replaced, inserted or removed."""
+    i = bisect.bisect_left(objs, key, key=_sort_key)
+    tail = objs[i + 1 :] if present else objs[i:]
+    return (*objs[:i], obj, *tail) if obj is not None else (*objs[:i], *tail)
 
 
 _NO_KIND = _KindIndex({}, {})
@@ -215,25 +256,17 @@ class ResourceSet:
     def with_object(self, obj: KubeObject, raw: Mapping[str, Any] | None = None) -> ResourceSet:
         """A set with ``obj`` added, or replacing the object with the same ref. Copies one kind's index."""
         ref = obj.ref
-        old = self._kinds.get(ref.kind, _NO_KIND)
-        objects = {**old.objects, ref: obj}
-        raws = dict(old.raw)
-        if raw is None:
-            raws.pop(ref, None)
-        else:
-            raws[ref] = raw
-        return ResourceSet({**self._kinds, ref.kind: _KindIndex(objects, raws)}, self._errors)
+        index = self._kinds.get(ref.kind, _NO_KIND).changed(ref, obj, raw)
+        return ResourceSet({**self._kinds, ref.kind: index}, self._errors)
 
     def without(self, ref: ObjectRef) -> ResourceSet:
         """A set without ``ref`` (the same set if it is absent). Copies one kind's index."""
         old = self._kinds.get(ref.kind)
         if old is None or ref not in old.objects:
             return self
-        objects = {r: o for r, o in old.objects.items() if r != ref}
-        raws = {r: d for r, d in old.raw.items() if r != ref}
         kinds = dict(self._kinds)
-        if objects:
-            kinds[ref.kind] = _KindIndex(objects, raws)
+        if len(old.objects) > 1:
+            kinds[ref.kind] = old.changed(ref, None, None)
         else:
             del kinds[ref.kind]
         return ResourceSet(kinds, self._errors)

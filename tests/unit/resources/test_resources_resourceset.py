@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nantian.errors import ParseError
 from nantian.resources import (
@@ -200,3 +202,24 @@ def test_empty_set() -> None:
     assert len(empty) == 0 and list(empty) == [] and empty.errors == () and empty.refs() == ()
     assert empty.endpoint_slices_for("a", "b") == () and empty.of_kind(Service) == ()
     assert "objects=0" in repr(empty)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(), st.sampled_from(["a", "b", "c"]), st.sampled_from(["x", "y", "z", "w"]), st.integers(1, 3)
+        ),
+        max_size=25,
+    )
+)
+def test_incremental_views_match_a_fresh_build(ops: list[tuple[bool, str, str, int]]) -> None:
+    rs = ResourceSet.from_objects([svc("a", "x"), svc("b", "y"), svc("c", "w")])
+    for add, namespace, name, port in ops:
+        rs.of_kind(Service), rs.in_namespace(Service, namespace)  # build views so they are carried over
+        rs = rs.with_object(svc(namespace, name, port)) if add else rs.without(ObjectRef("Service", namespace, name))
+        fresh = ResourceSet.from_objects(list(rs))
+        assert rs.of_kind(Service) == fresh.of_kind(Service)
+        assert rs.of_kind("Service") == fresh.of_kind("Service")
+        for ns_name in ("a", "b", "c"):
+            assert rs.in_namespace(Service, ns_name) == fresh.in_namespace(Service, ns_name)
+        assert len(rs) == len(fresh) and rs == fresh
