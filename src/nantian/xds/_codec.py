@@ -34,8 +34,10 @@ __all__ = [
     "encode_resource",
     "encode_snapshot",
     "encode_status",
+    "make_splice",
     "pb",
     "pb_grpc",
+    "splice_bytes",
 ]
 
 
@@ -99,11 +101,15 @@ def encode_delta(delta: Delta, nonce: str = "", base: Snapshot | None = None) ->
         envelope = encode_resource(r)
         old = before.get((resource_type(r), r.name))
         if old is not None:
+            old_body = dumps(old)
             patch = json.dumps(
-                make_patch(json.loads(dumps(old)), json.loads(envelope.body)), sort_keys=True, separators=(",", ":")
+                make_patch(json.loads(old_body), json.loads(envelope.body)), sort_keys=True, separators=(",", ":")
             ).encode()
-            if len(patch) < len(envelope.body):
-                envelope.body, envelope.patch = b"", patch
+            splice = make_splice(old_body, envelope.body)
+            if len(patch) + len(splice.middle) < len(envelope.body):
+                envelope.patch = patch
+                envelope.splice.CopyFrom(splice)
+                envelope.body = b""
         upserts.append(envelope)
     return pb.Delta(
         base_version=delta.base_version,
@@ -133,6 +139,36 @@ def decode_delta(message: pb.Delta, base: Snapshot | None = None) -> Delta:
     return Delta(
         base_version=message.base_version, version=message.version, upserts=tuple(upserts), removals=tuple(removals)
     )
+
+
+def make_splice(old: bytes, new: bytes) -> pb.Splice:
+    """The bytes of ``new`` as a splice of ``old``: keep the common prefix and suffix, replace the middle."""
+    a, b = memoryview(old), memoryview(new)
+    limit = min(len(a), len(b))
+    lo, hi = 0, limit
+    while lo < hi:  # longest common prefix, by bisection over memcmp-backed comparisons
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    prefix = lo
+    lo, hi = 0, limit - prefix
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid :] == b[len(b) - mid :]:
+            lo = mid
+        else:
+            hi = mid - 1
+    suffix = lo
+    return pb.Splice(prefix=prefix, suffix=suffix, middle=bytes(b[prefix : len(b) - suffix]))
+
+
+def splice_bytes(old: bytes, splice: pb.Splice) -> bytes:
+    """Undo :func:`make_splice`. :class:`BaseMismatch` if it does not fit ``old``."""
+    if splice.prefix + splice.suffix > len(old):
+        raise BaseMismatch(f"splice keeps {splice.prefix}+{splice.suffix} bytes of {len(old)}")
+    return old[: splice.prefix] + splice.middle + old[len(old) - splice.suffix :]
 
 
 def _patched(envelope: pb.Resource, before: Mapping[ResourceKey, Resource]) -> pb.Resource:

@@ -31,7 +31,9 @@ def _key(value: Any) -> str:
 def make_patch(old: Any, new: Any) -> Any:
     """A patch turning ``old`` into ``new`` (``apply_patch(old, make_patch(old, new)) == new``)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        changed = {k: make_patch(old[k], v) if k in old else {"=": v} for k, v in new.items() if old.get(k) != v}
+        changed = {
+            k: make_patch(old[k], v) if k in old else {"=": v} for k, v in new.items() if k not in old or old[k] != v
+        }
         patch: dict[str, Any] = {"d": changed}
         removed = sorted(k for k in old if k not in new)
         if removed:

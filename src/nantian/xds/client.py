@@ -21,8 +21,9 @@ import grpc
 
 from nantian import __version__ as _nantian_version
 from nantian.errors import ConfigRejected
-from nantian.ir import Snapshot, apply
-from nantian.xds._codec import BaseMismatch, decode_delta, decode_snapshot, encode_status, pb, pb_grpc
+from nantian.ir import Snapshot
+from nantian.xds._codec import BaseMismatch, encode_status, pb, pb_grpc
+from nantian.xds._held import HeldConfig
 from nantian.xds.consumer import ConfigConsumer, status_of
 from nantian.xds.server import GRPC_OPTIONS
 from nantian.xds.status import StatusReport
@@ -87,8 +88,7 @@ class XdsClient:
         self.backoff = backoff
         self.status_interval = status_interval
         self.status_poll = status_poll
-        self.snapshot = snapshot
-        """The last good configuration: applied and acked."""
+        self._held = HeldConfig.of(snapshot) if snapshot is not None else None
         self.connected = False
         self.last_error: str | None = None
         """Why the last refused configuration was refused."""
@@ -103,9 +103,14 @@ class XdsClient:
         self._last_report_at = 0.0
 
     @property
+    def snapshot(self) -> Snapshot | None:
+        """The last good configuration: applied and acknowledged."""
+        return None if self._held is None else self._held.snapshot
+
+    @property
     def version(self) -> str | None:
         """The version of the last good configuration."""
-        return None if self.snapshot is None else self.snapshot.version
+        return None if self._held is None else self._held.version
 
     async def run(self) -> None:
         """Connect, stream, reconnect with backoff, until :meth:`close` (or cancellation)."""
@@ -190,29 +195,25 @@ class XdsClient:
         if kind == "snapshot":
             nonce, version = message.snapshot.nonce, message.snapshot.version
             try:
-                snapshot = decode_snapshot(message.snapshot)
+                held = HeldConfig.from_message(message.snapshot)
             except ConfigRejected as exc:
                 return await self._nack(version, nonce, str(exc))
         elif kind == "delta":
             d = message.delta
             nonce, version = d.nonce, d.version
-            if self.snapshot is None or d.base_version != self.snapshot.version:
-                return await self._nack(version, nonce, f"delta from {d.base_version}; I hold {self.version}", True)
+            if self._held is None:
+                return await self._nack(version, nonce, f"delta from {d.base_version}; I hold nothing", True)
             try:
-                delta = decode_delta(d, self.snapshot)
+                held = self._held.apply_delta(d)
             except ConfigRejected as exc:
                 return await self._nack(version, nonce, str(exc), isinstance(exc, BaseMismatch))
-            try:
-                snapshot = apply(self.snapshot, delta)
-            except ConfigRejected as exc:  # the result's content does not hash to the version: resync
-                return await self._nack(version, nonce, str(exc), True)
         else:
             log.debug("xds.empty_message target=%s", self.target)
             return None
-        if self.snapshot is not None and snapshot.version == self.snapshot.version:
+        if self._held is not None and held.version == self._held.version:
             return _Reply(pb.DataPlaneMessage(ack=pb.Ack(version=version, nonce=nonce)), applied=False)
         try:
-            result = await self.consumer.apply(snapshot)
+            result = await self.consumer.apply(held.snapshot)
         except ConfigRejected as exc:
             return await self._nack(version, nonce, str(exc))
         except Exception as exc:  # a consumer bug must not end the stream; the config is refused
@@ -222,7 +223,7 @@ class XdsClient:
         if failed:
             log.warning("xds.applied_partially version=%s failed=%s", version, failed)
         log.info("xds.applied version=%s kind=%s", version, kind)
-        self.snapshot = snapshot
+        self._held = held
         self.applied += 1
         async with self._changed:
             self._changed.notify_all()

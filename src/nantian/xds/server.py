@@ -258,9 +258,15 @@ class XdsServer:
                     await self._send(context, message, record, "snapshot", snapshot.version)
                 case SendDelta(base, snapshot, nonce):
                     message = pb.ControlPlaneMessage()
-                    message.delta.CopyFrom(self._encoded_delta(base, snapshot))
-                    message.delta.nonce = nonce
-                    await self._send(context, message, record, "delta", snapshot.version)
+                    delta = self._encoded_delta(base, snapshot)
+                    if delta is None:  # the delta would be larger than the snapshot: send that instead
+                        message.snapshot.CopyFrom(self._encoded_snapshot(snapshot))
+                        message.snapshot.nonce = nonce
+                        await self._send(context, message, record, "snapshot", snapshot.version)
+                    else:
+                        message.delta.CopyFrom(delta)
+                        message.delta.nonce = nonce
+                        await self._send(context, message, record, "delta", snapshot.version)
                 case Accepted(version):
                     self.registry.acked(record, version)
                     self._metrics.acks.inc()
@@ -295,12 +301,14 @@ class XdsServer:
         return found
 
     def _encoded_delta(self, base: Snapshot, snapshot: Snapshot) -> Any:
+        """The delta message from ``base`` to ``snapshot``, or ``None`` when the full snapshot is smaller."""
         key = (base.version, snapshot.version)
         found = self._encoded_deltas.get(key)
         if found is None:
-            found = encode_delta(self.store.delta(base, snapshot), base=base)
+            delta = encode_delta(self.store.delta(base, snapshot), base=base)
+            found = (delta if delta.ByteSize() < self._encoded_snapshot(snapshot).ByteSize() else None,)
             self._encoded_deltas.put(key, found)
-        return found
+        return found[0]
 
 
 class _Servicer(pb_grpc.ConfigurationDiscoveryServiceServicer):  # type: ignore[misc]
