@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import typing
 from collections.abc import Callable, MutableSet
 
 import attrs
@@ -436,20 +437,20 @@ class ProtocolSelector(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports do not derive from asyncio.Transport, so this is a cast, not a check.
+        self._transport = tr = typing.cast(asyncio.Transport, transport)
         if self._server_tls is None:
             timeout = (self._options or H2Options()).preface_timeout
-            self._timer = asyncio.get_running_loop().call_later(timeout, transport.abort)
+            self._timer = asyncio.get_running_loop().call_later(timeout, tr.abort)
             return
-        session = self._server_tls.inspect(transport.get_extra_info("ssl_object"))
+        session = self._server_tls.inspect(tr.get_extra_info("ssl_object"))
         if session.refused is not None:
             log.debug("tls.refused listener=%s reason=%s", self._listener.name, session.refused)
-            transport.abort()
+            tr.abort()
             return
         self._session = session
         if session.alpn == "h2":
-            serve_h2(transport, self._listener, tls=session, options=self._options, connections=self._connections)
+            serve_h2(tr, self._listener, tls=session, options=self._options, connections=self._connections)
         else:
             self._to_http1(b"")
 

@@ -12,6 +12,7 @@ import abc
 import asyncio
 import collections
 import logging
+import typing
 
 import h2.errors
 
@@ -149,8 +150,8 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
     # --- asyncio.Protocol ---------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not derive from asyncio.Transport, so this is a cast, not a check.
+        self.transport = typing.cast(asyncio.Transport, transport)
         self.core.initiate()
         self.flush()
 

@@ -366,3 +366,42 @@ async def test_rapid_reset_gets_enhance_your_calm() -> None:
             assert ev.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
         finally:
             client.close()
+
+
+def test_front_end_runs_on_uvloop(ca: trustme.CA) -> None:
+    """The apps run uvloop, whose transports are not ``asyncio.Transport`` subclasses."""
+    import uvloop
+
+    cert = ca.issue_cert("www.example.com")
+    secret = ir.Secret(
+        name="ns/www",
+        certificate_chain="".join(b.bytes().decode() for b in cert.cert_chain_pems),
+        private_key=cert.private_key_pem.bytes().decode(),
+    )
+    listener = ir.Listener(
+        name="ns/gw/443/HTTPS",
+        gateway="ns/gw",
+        address="127.0.0.1",
+        port=443,
+        protocol=ir.Protocol.HTTPS,
+        certificates=(ir.TlsCertificate(hostname=None, secret="ns/www", section="ns/gw/www"),),
+    )
+    tls = build_server_tls(listener, {"ns/www": secret})
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def scenario() -> list[str]:
+        seen = []
+        async with serving(Handler()) as port, httpx.AsyncClient(http1=False, http2=True, timeout=TIMEOUT) as c:
+            seen.append((await c.get(f"http://127.0.0.1:{port}/a")).text)
+            seen.append((await c.get(f"http://127.0.0.1:{port}/b")).text)
+        async with serving(Handler(), ssl_ctx=tls.context, server_tls=tls) as port:
+            async with httpx.AsyncClient(verify=client_ctx, http2=True, timeout=TIMEOUT) as c:
+                r = await c.get(f"https://127.0.0.1:{port}/c", extensions={"sni_hostname": "www.example.com"})
+                seen.append(f"{r.http_version} {r.text}")
+        return seen
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        seen = runner.run(scenario())
+    assert seen[0].startswith("GET /a ") and seen[1].startswith("GET /b ")
+    assert seen[2] == f"HTTP/2 GET /c 127.0.0.1:{seen[2].split(':')[-1].split()[0]} https 2"
