@@ -395,10 +395,12 @@ def test_front_end_runs_on_uvloop(ca: trustme.CA) -> None:
         async with serving(Handler()) as port, httpx.AsyncClient(http1=False, http2=True, timeout=TIMEOUT) as c:
             seen.append((await c.get(f"http://127.0.0.1:{port}/a")).text)
             seen.append((await c.get(f"http://127.0.0.1:{port}/b")).text)
-        async with serving(Handler(), ssl_ctx=tls.context, server_tls=tls) as port:
-            async with httpx.AsyncClient(verify=client_ctx, http2=True, timeout=TIMEOUT) as c:
-                r = await c.get(f"https://127.0.0.1:{port}/c", extensions={"sni_hostname": "www.example.com"})
-                seen.append(f"{r.http_version} {r.text}")
+        async with (
+            serving(Handler(), ssl_ctx=tls.context, server_tls=tls) as port,
+            httpx.AsyncClient(verify=client_ctx, http2=True, timeout=TIMEOUT) as c,
+        ):
+            r = await c.get(f"https://127.0.0.1:{port}/c", extensions={"sni_hostname": "www.example.com"})
+            seen.append(f"{r.http_version} {r.text}")
         return seen
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
