@@ -24,6 +24,7 @@ from nantian.errors import RemoteProtocolError
 from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_response_head, status_line
 from nantian.proxy.bodies import StreamBody
 from nantian.proxy.exchange import BodySource, ByteStream, EmptyBody, Exchange, Headers, ListenerRef, RequestHead
+from nantian.proxy.fastpath import FastForward, try_fast
 
 __all__ = ["Http1Options", "Http1Server"]
 
@@ -88,6 +89,10 @@ class _Response:
         self.ended = False
 
     async def start(self, status: int, headers: Headers) -> None:
+        self.start_now(status, headers)
+
+    def start_now(self, status: int, headers: Headers) -> None:
+        """:meth:`start` without the coroutine (the callback fast path)."""
         if self.started:
             raise RuntimeError("response already started")
         self.started = True
@@ -115,8 +120,14 @@ class _Response:
         self._head = encode_response_head(status, headers, framing)
 
     async def send(self, data: bytes) -> None:
+        if not self.send_now(data):
+            await self._conn.drained()
+
+    def send_now(self, data: bytes) -> bool:
+        """:meth:`send` without waiting: returns ``False`` when the client's write buffer is full (wait for
+        :attr:`Http1Server.on_writable`)."""
         if not data or self._no_body:
-            return
+            return True
         conn = self._conn
         transport = conn.transport
         if transport is None or conn.closed:
@@ -130,10 +141,13 @@ class _Response:
         else:
             parts.append(data)
         transport.writelines(parts)
-        if conn.write_paused:
-            await conn.drained()
+        return not conn.write_paused
 
     async def end(self, trailers: Headers | None = None) -> None:
+        self.end_now(trailers)
+
+    def end_now(self, trailers: Headers | None = None) -> None:
+        """:meth:`end` without the coroutine."""
         if self.ended:
             return
         self.ended = True
@@ -153,6 +167,10 @@ class _Response:
             if parts:
                 transport.writelines(parts)
         conn.response_ended()
+
+    def on_drained(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the client's write buffer has drained."""
+        self._conn.on_writable = callback
 
     def abort(self) -> None:
         self.ended = True
@@ -257,6 +275,9 @@ class Http1Server(asyncio.Protocol):
         self._active: _Cycle | None = None
         self._task: asyncio.Task[None] | None = None
         self._tunnel: _Downstream | None = None
+        self._fast: FastForward | None = None
+        self.on_writable: Callable[[], None] | None = None
+        """Called once when the write buffer drains (the callback fast path's flow control)."""
         self._paused = False
         self._draining = False
         self._errored = False
@@ -315,6 +336,9 @@ class Http1Server(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._fast is not None:
+            fast, self._fast = self._fast, None
+            fast.downstream_lost()
         if self._connections is not None:
             self._connections.discard(self)
         if self._tunnel is not None:
@@ -333,6 +357,10 @@ class Http1Server(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        writable = self.on_writable
+        if writable is not None:
+            self.on_writable = None
+            writable()
         drain = self._drain
         if drain is not None:
             self._drain = None
@@ -491,7 +519,25 @@ class Http1Server(asyncio.Protocol):
     def _run(self, cycle: _Cycle) -> None:
         self._active = cycle
         self.state = _State.BUSY
+        if cycle.body is None and cycle.exchange.upgrade is None:
+            try:
+                self._fast = try_fast(self.listener.current, cycle.exchange, cycle.response, self._fallback)
+            except Exception:
+                log.error("http1.fast_path_failed listener=%s", self.listener.name, exc_info=True)
+                self._fast = None
+                if cycle.response.started:
+                    cycle.response.abort()
+                    return
+            if self._fast is not None:
+                return
         self._task = self._loop.create_task(self._handle(cycle))
+
+    def _fallback(self) -> None:
+        """The fast path gave up before answering (a stale upstream connection): serve the request the slow way."""
+        self._fast = None
+        cycle = self._active
+        if cycle is not None and not self.closed:
+            self._task = self._loop.create_task(self._handle(cycle))
 
     async def _handle(self, cycle: _Cycle) -> None:
         try:
@@ -518,6 +564,7 @@ class Http1Server(asyncio.Protocol):
         if cycle is None:
             return
         self._active = None
+        self._fast = None
         body = cycle.body
         if body is not None and not body.done:
             # the body was not read to its end: the rest of it cannot be told apart from the next request

@@ -47,27 +47,31 @@ class CompiledListener:
         self.detect_misdirected = detect_misdirected
         self.access_log = access_log_enabled
 
-    async def handle(self, exchange: Exchange) -> None:
+    def lookup(self, exchange: Exchange) -> tuple[RoutePlan | None, int, str, str, str]:
+        """Route ``exchange``: (plan, status if no plan (404, 421), path, query, host)."""
         head = exchange.head
         host = host_of(head.authority)
         path, query = split_target(head.target)
-        route = "-"
         section = self.sections.lookup(host)
         if section is None:
-            outcome = await answer(exchange, 404, body=b"no route")
-        elif self.detect_misdirected and head.sni_section is not None and head.sni_section != section.name:
-            outcome = await answer(exchange, 421, body=b"misdirected request")
-        else:
-            table = section.vhosts.lookup(host)
-            plan = table.match(head.method, path, query, head.headers) if table is not None else None
-            if plan is None:
-                outcome = await answer(exchange, 404, body=b"no route")
-            else:
-                route = plan.name
-                outcome = await plan.serve(exchange, path, query, host)
-        self._record(exchange, route, outcome)
+            return None, 404, path, query, host
+        if self.detect_misdirected and head.sni_section is not None and head.sni_section != section.name:
+            return None, 421, path, query, host
+        table = section.vhosts.lookup(host)
+        plan = table.match(head.method, path, query, head.headers) if table is not None else None
+        return plan, 404, path, query, host
 
-    def _record(self, exchange: Exchange, route: str, outcome: Outcome) -> None:
+    async def handle(self, exchange: Exchange) -> None:
+        plan, status, path, query, host = self.lookup(exchange)
+        if plan is None:
+            outcome = await answer(exchange, status, body=b"misdirected request" if status == 421 else b"no route")
+            self.record(exchange, "-", outcome)
+        else:
+            outcome = await plan.serve(exchange, path, query, host)
+            self.record(exchange, plan.name, outcome)
+
+    def record(self, exchange: Exchange, route: str, outcome: Outcome) -> None:
+        """Metrics and the access log line for one answered request."""
         elapsed = asyncio.get_running_loop().time() - exchange.received_at
         self.metrics.observe_request(self.name, route, outcome.backend, outcome.status, elapsed)
         if self.access_log and access_log.isEnabledFor(logging.INFO):

@@ -70,6 +70,7 @@ class ProxyMetrics:
             "bad_requests": 0,
             "connections_total": 0,
             "connections_refused": 0,
+            "fast_path": 0,
         }
         self._request_children: dict[tuple[str, str, str, int], Counter] = {}
         self._duration_children: dict[tuple[str, str], Histogram] = {}

@@ -8,7 +8,7 @@ import logging
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -26,7 +26,7 @@ from nantian.proxy.exchange import (
     register_pool_factory,
 )
 
-__all__ = ["Http1Pool"]
+__all__ = ["Http1Connection", "Http1Pool", "ResponseConsumer"]
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,28 @@ MAX_IDLE = 64
 """Idle keep-alive connections kept per endpoint."""
 
 
+class ResponseConsumer(Protocol):
+    """Receives one upstream response, from the connection's parser callbacks (no task involved).
+
+    The async path (:meth:`Http1Pool.request`) and the callback fast path (:mod:`nantian.proxy.fastpath`) both
+    consume responses this way. Exactly one of ``on_error`` or ``on_end`` ends the response.
+    """
+
+    def on_head(self, status: int, headers: Headers, content_length: int | None) -> None: ...
+
+    def on_body(self, data: bytes) -> None: ...
+
+    def on_end(self, trailers: Headers | None) -> None: ...
+
+    def on_error(self, error: UpstreamError) -> None: ...
+
+
 class _Response:
     """One upstream response: an :class:`~nantian.proxy.exchange.UpstreamResponse`."""
 
     __slots__ = ("_conn", "body", "headers", "status")
 
-    def __init__(self, conn: _Connection, status: int, headers: Headers, body: StreamBody) -> None:
+    def __init__(self, conn: Http1Connection, status: int, headers: Headers, body: StreamBody) -> None:
         self._conn = conn
         self.status = status
         self.headers = headers
@@ -52,16 +68,48 @@ class _Response:
         return self._conn.detach()
 
 
-class _Connection(asyncio.Protocol):
-    """One upstream connection: one request at a time, one parser for its lifetime."""
+class _AsyncConsumer:
+    """Turns parser callbacks into a head future and a :class:`StreamBody`."""
+
+    __slots__ = ("_body", "_conn", "head")
+
+    def __init__(self, conn: Http1Connection, head: asyncio.Future[_Response]) -> None:
+        self._conn = conn
+        self.head = head
+        self._body: StreamBody | None = None
+
+    def on_head(self, status: int, headers: Headers, content_length: int | None) -> None:
+        conn = self._conn
+        self._body = body = StreamBody(content_length, conn._pause_reading, conn._resume_reading)
+        if not self.head.done():
+            self.head.set_result(_Response(conn, status, headers, body))
+
+    def on_body(self, data: bytes) -> None:
+        if self._body is not None:
+            self._body.feed(data)
+
+    def on_end(self, trailers: Headers | None) -> None:
+        if self._body is not None:
+            self._body.finish(trailers)
+
+    def on_error(self, error: UpstreamError) -> None:
+        if not self.head.done():
+            self.head.set_exception(error)
+        elif self._body is not None and not self._body.done:
+            self._body.fail(RemoteProtocolError(str(error)))
+
+
+class Http1Connection(asyncio.Protocol):
+    """One upstream HTTP/1.1 connection: one request at a time, one parser for its lifetime."""
 
     def __init__(self, pool: Http1Pool) -> None:
         self._pool = pool
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
-        self._head: asyncio.Future[_Response] | None = None
-        self._body: StreamBody | None = None
+        self._consumer: ResponseConsumer | None = None
         self._headers: Headers = []
+        self._trailers: Headers | None = None
+        self._in_head = False
         self._head_method = ""
         self._request_sent = True
         self._response_done = True
@@ -105,9 +153,11 @@ class _Connection(asyncio.Protocol):
         self._pool._forget(self)
         if self._tunnel is not None:
             self._tunnel.feed_eof()
-        body = self._body
-        if body is not None and not body.done and not self._framed:
-            body.finish()  # a response delimited by the connection closing
+        consumer = self._consumer
+        if consumer is not None and not self._response_done and not self._framed and not self._in_head:
+            self._response_done = True  # a response delimited by the connection closing
+            self._consumer = None
+            consumer.on_end(None)
         self._fail(UpstreamError("reset", f"upstream connection closed: {exc or 'eof'}"))
         drain = self._drain
         if drain is not None and not drain.done():
@@ -127,56 +177,64 @@ class _Connection(asyncio.Protocol):
     # -- parser callbacks --------------------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._headers = []
+        self._trailers = None
+        self._in_head = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        if self._in_head:
+            self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+        else:
+            if self._trailers is None:
+                self._trailers = []
+            self._trailers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
+            self._headers = []
             return  # interim response: the final one follows
+        self._in_head = False
         headers = self._headers
-        body = StreamBody(None, self._pause_reading, self._resume_reading)
-        self._framed = False
+        length: int | None = None
+        framed = False
         for k, v in headers:
             if k == "content-length":
-                self._framed = True
+                framed = True
                 try:
-                    body.content_length = int(v)
+                    length = int(v)
                 except ValueError:
-                    body.content_length = None
+                    length = None
             elif k == "transfer-encoding":
-                self._framed = True
-        if self._head_method == "HEAD" or status in (204, 304):
-            self._framed = True
-        self._body = body
-        head = self._head
-        if head is not None and not head.done():
-            head.set_result(_Response(self, status, headers, body))
-        if self._head_method == "HEAD" and status != 101:
+                framed = True
+        head_only = self._head_method == "HEAD"
+        if head_only or status in (204, 304):
+            framed = True
+        self._framed = framed
+        consumer = self._consumer
+        if consumer is not None:
+            consumer.on_head(status, headers, 0 if head_only or status in (204, 304) else length)
+        if head_only and status != 101:
             # llhttp cannot be told to skip the body of a HEAD response; take the message as complete now.
             self.on_message_complete()
             self._parser = httptools.HttpResponseParser(self)
 
     def on_body(self, data: bytes) -> None:
-        body = self._body
-        if body is not None:
-            body.feed(data)
+        consumer = self._consumer
+        if consumer is not None:
+            consumer.on_body(data)
 
     def on_message_complete(self) -> None:
-        body = self._body
-        if body is None:
-            return  # the end of an interim (1xx) response
-        if body.done:
-            return
+        consumer = self._consumer
+        if consumer is None or self._in_head:
+            return  # the end of an interim (1xx) response, or of a HEAD response already taken as complete
         self._response_done = True
-        self._body = None
+        self._consumer = None
         keep = self._parser.should_keep_alive() if self._head_method != "HEAD" else True
-        body.finish()
         if keep and self._request_sent and not self._closed:
             self._pool._release(self)
         else:
             self.close()
+        consumer.on_end(self._trailers)
 
     # -- flow control ------------------------------------------------------------------------------------------
     def _pause_reading(self) -> None:
@@ -187,6 +245,9 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self._closed:
             self.transport.resume_reading()
 
+    pause_reading = _pause_reading
+    resume_reading = _resume_reading
+
     async def _drained(self) -> None:
         if self._write_paused and not self._closed:
             self._drain = asyncio.get_running_loop().create_future()
@@ -194,40 +255,56 @@ class _Connection(asyncio.Protocol):
 
     # -- requests ----------------------------------------------------------------------------------------------
     def _fail(self, error: UpstreamError) -> None:
-        head = self._head
-        if head is not None and not head.done():
-            head.set_exception(error)
-        body = self._body
-        if body is not None and not body.done:
-            body.fail(RemoteProtocolError(str(error)))
+        consumer = self._consumer
+        if consumer is not None:
+            self._consumer = None
+            self._response_done = True
+            consumer.on_error(error)
 
     @property
     def usable(self) -> bool:
         return not self._closed and self.transport is not None and not self.transport.is_closing()
+
+    @property
+    def received_any(self) -> bool:
+        """Bytes of the current response have arrived (a failure then is not a stale keep-alive connection)."""
+        return self._received_any
+
+    def _request_head(self, req: UpstreamRequest, length: int | None) -> list[bytes]:
+        framing = f"connection: upgrade\r\nupgrade: {req.upgrade}\r\n" if req.upgrade is not None else ""
+        if req.raw_headers is not None:
+            if length is None:
+                raise ValueError("raw_headers needs a body of known length")
+            line = f"{req.method} {req.target} HTTP/1.1\r\n".encode("latin-1")
+            return [line, req.raw_headers, req.extra_headers, framing.encode("latin-1"), b"\r\n"]
+        if length is None:
+            framing += "transfer-encoding: chunked\r\n"
+        elif length or req.method in ("POST", "PUT", "PATCH"):
+            framing += f"content-length: {length}\r\n"
+        return [encode_request_head(req.method, req.target, req.authority, req.headers, framing)]
+
+    def start(self, req: UpstreamRequest, consumer: ResponseConsumer) -> None:
+        """Send a request without a body; the response goes to ``consumer`` (the callback fast path)."""
+        transport = self.transport
+        assert transport is not None
+        self._consumer = consumer
+        self._head_method = req.method
+        self._response_done = False
+        self._received_any = False
+        self._request_sent = True
+        transport.writelines(self._request_head(req, 0))
 
     async def send(self, req: UpstreamRequest, body: BodySource) -> _Response:
         transport = self.transport
         assert transport is not None
         loop = asyncio.get_running_loop()
         head: asyncio.Future[_Response] = loop.create_future()
-        self._head = head
+        self._consumer = _AsyncConsumer(self, head)
         self._head_method = req.method
         self._response_done = False
         self._received_any = False
         length = body.content_length
-        framing: str
-        framing = f"connection: upgrade\r\nupgrade: {req.upgrade}\r\n" if req.upgrade is not None else ""
-        if req.raw_headers is not None:
-            line = f"{req.method} {req.target} HTTP/1.1\r\n".encode("latin-1")
-            first = [line, req.raw_headers, req.extra_headers, framing.encode("latin-1"), b"\r\n"]
-            if length is None:
-                raise ValueError("raw_headers needs a body of known length")
-        else:
-            if length is None:
-                framing += "transfer-encoding: chunked\r\n"
-            elif length or req.method in ("POST", "PUT", "PATCH"):
-                framing += f"content-length: {length}\r\n"
-            first = [encode_request_head(req.method, req.target, req.authority, req.headers, framing)]
+        first = self._request_head(req, length)
         if length == 0 or isinstance(body, EmptyBody):
             self._request_sent = True
             transport.writelines(first)
@@ -278,6 +355,7 @@ class _Connection(asyncio.Protocol):
 
     def abort_response(self) -> None:
         if not self._response_done:
+            self._consumer = None
             self.close()
 
     def detach(self) -> ByteStream:
@@ -297,7 +375,7 @@ class _Connection(asyncio.Protocol):
 class _Tunnel:
     """The upstream side of an upgraded connection as a :class:`~nantian.proxy.exchange.ByteStream`."""
 
-    def __init__(self, conn: _Connection) -> None:
+    def __init__(self, conn: Http1Connection) -> None:
         self._conn = conn
         self._body = StreamBody(None, conn._pause_reading, conn._resume_reading)
 
@@ -351,8 +429,8 @@ class Http1Pool:
         self.connect_timeout = connect_timeout
         self._ssl = ssl_context
         self._server_hostname = server_hostname
-        self._idle: deque[_Connection] = deque()
-        self._all: set[_Connection] = set()
+        self._idle: deque[Http1Connection] = deque()
+        self._all: set[Http1Connection] = set()
         self._active = 0
         self._closed = False
         self.on_connect_error = on_connect_error
@@ -366,21 +444,29 @@ class Http1Pool:
     def idle_connections(self) -> int:
         return len(self._idle)
 
-    def _release(self, conn: _Connection) -> None:
+    def take_idle(self) -> Http1Connection | None:
+        """A usable idle connection, if one is ready now (the callback fast path never waits for a connect)."""
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable:
+                return conn
+        return None
+
+    def _release(self, conn: Http1Connection) -> None:
         if self._closed or len(self._idle) >= MAX_IDLE:
             conn.close()
             return
         conn.reused = True
         self._idle.append(conn)
 
-    def _forget(self, conn: _Connection) -> None:
+    def _forget(self, conn: Http1Connection) -> None:
         self._all.discard(conn)
         with contextlib.suppress(ValueError):
             self._idle.remove(conn)
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Http1Connection:
         loop = asyncio.get_running_loop()
-        conn = _Connection(self)
+        conn = Http1Connection(self)
         try:
             async with asyncio.timeout(self.connect_timeout):
                 await loop.create_connection(
@@ -409,7 +495,7 @@ class Http1Pool:
                     try:
                         return await conn.send(req, body)
                     except UpstreamError as exc:
-                        if exc.kind != "reset" or conn._received_any or not isinstance(body, EmptyBody):
+                        if exc.kind != "reset" or conn.received_any or not isinstance(body, EmptyBody):
                             raise
                         log.debug("upstream.stale_connection endpoint=%s:%s", self.address, self.port)
             conn = await self._connect()

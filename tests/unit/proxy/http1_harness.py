@@ -106,7 +106,7 @@ class Upstream:
 
     Path segments (anywhere): ``status/N`` answers N; ``delay/S`` waits S seconds; ``chunks/N`` sends N chunks;
     ``close`` closes without answering; anything else echoes the request as JSON. ``handler`` may override (return
-    ``None`` to pass).
+    ``None`` to pass, status 0 to close without answering).
     """
 
     def __init__(self, handler: Handler | None = None, name: str = "up") -> None:
@@ -129,7 +129,7 @@ class Upstream:
         if self.handler is not None:
             custom = await self.handler(seen)
             if custom is not None:
-                return custom
+                return None if custom[0] == 0 else custom  # status 0: close without answering
         parts = seen.target.split("?")[0].strip("/").split("/")
 
         def arg(word: str) -> str | None:

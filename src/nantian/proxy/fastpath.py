@@ -1,0 +1,248 @@
+"""The callback fast path: a request without a body, on a route without asynchronous filters, forwarded on an idle
+keep-alive upstream connection with no task and no coroutine.
+
+The HTTP/1.1 front end offers every such request to :func:`try_fast` before starting a task. Routing, header
+modifiers and rewrites run synchronously; the request is written upstream at once; the upstream parser's callbacks
+(:class:`FastForward` is the connection's response consumer) write the response downstream as it arrives. Flow
+control: when the client's write buffer fills, the upstream connection stops reading until it drains. Timeouts are
+one timer handle. Anything the fast path does not cover (bodies, retries, mirrors, CORS, plugin filters, redirects,
+no idle connection) goes the general way, :meth:`CompiledListener.handle`, with identical results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from nantian.proxy._http1 import end_to_end
+from nantian.proxy.exchange import Exchange, Headers, UpstreamError, UpstreamRequest
+from nantian.proxy.filters import apply_header_modifier
+from nantian.proxy.handler import CompiledListener
+from nantian.proxy.route_plan import BackendPlan, Outcome, RoutePlan
+from nantian.proxy.upstream_http1 import Http1Connection, Http1Pool
+
+__all__ = ["FastForward", "SyncSink", "try_fast"]
+
+log = logging.getLogger(__name__)
+
+
+class SyncSink(Protocol):
+    """A response sink that can be written from callbacks (the HTTP/1.1 front end's)."""
+
+    @property
+    def started(self) -> bool: ...
+
+    def start_now(self, status: int, headers: Headers) -> None: ...
+
+    def send_now(self, data: bytes) -> bool: ...
+
+    def end_now(self, trailers: Headers | None = None) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def on_drained(self, callback: Callable[[], None]) -> None: ...
+
+
+def try_fast(handler: object, ex: Exchange, sink: SyncSink, fallback: Callable[[], None]) -> FastForward | None:
+    """Start serving ``ex`` on the fast path and return its state, or ``None`` when it does not qualify."""
+    if type(handler) is not CompiledListener:
+        return None
+    plan, _, path, query, _ = handler.lookup(ex)
+    if plan is None or not plan.fast:
+        return None
+    backend = plan.backends.pick()
+    if backend is None or backend.cluster is None:
+        return None
+    pool = backend.cluster.pick()
+    if type(pool) is not Http1Pool:
+        return None
+    conn = pool.take_idle()
+    if conn is None:
+        return None
+    req = plan.fast_request(ex, path, query, backend)
+    fast = FastForward(handler, plan, backend, ex, sink, pool, conn, fallback)
+    fast.start(req)
+    return fast
+
+
+class FastForward:
+    """One request on the fast path; the upstream connection's response consumer."""
+
+    __slots__ = (
+        "_done",
+        "_timer",
+        "_waiting_head",
+        "backend",
+        "conn",
+        "ex",
+        "fallback",
+        "listener",
+        "loop",
+        "plan",
+        "pool",
+        "sent",
+        "sink",
+        "started_at",
+        "status",
+        "upstream_seconds",
+    )
+
+    def __init__(
+        self,
+        listener: CompiledListener,
+        plan: RoutePlan,
+        backend: BackendPlan,
+        ex: Exchange,
+        sink: SyncSink,
+        pool: Http1Pool,
+        conn: Http1Connection,
+        fallback: Callable[[], None],
+    ) -> None:
+        self.listener = listener
+        self.plan = plan
+        self.backend = backend
+        self.ex = ex
+        self.sink = sink
+        self.pool = pool
+        self.conn = conn
+        self.fallback = fallback
+        self.loop = asyncio.get_running_loop()
+        self.sent = 0
+        self.status = 0
+        self.upstream_seconds: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting_head = True
+        self._done = False
+        self.started_at = 0.0
+
+    def start(self, req: UpstreamRequest) -> None:
+        loop = self.loop
+        now = loop.time()
+        self.started_at = now
+        plan = self.plan
+        deadline: float | None = None
+        if plan.request_timeout is not None:
+            deadline = self.ex.received_at + plan.request_timeout
+        if plan.try_timeout is not None:
+            try_deadline = now + plan.try_timeout
+            deadline = try_deadline if deadline is None else min(deadline, try_deadline)
+        if deadline is not None:
+            self._timer = loop.call_at(deadline, self._timeout)
+        self.pool._active += 1
+        self.listener.metrics.counts["fast_path"] += 1
+        self.conn.start(req, self)
+
+    # -- the upstream response -----------------------------------------------------------------------------------
+    def on_head(self, status: int, headers: Headers, content_length: int | None) -> None:
+        try:
+            self._waiting_head = False
+            self.upstream_seconds = self.loop.time() - self.started_at
+            plan = self.plan
+            if self._timer is not None and plan.try_timeout is not None:
+                self._timer.cancel()
+                self._timer = None
+                if plan.request_timeout is not None:
+                    self._timer = self.loop.call_at(self.ex.received_at + plan.request_timeout, self._timeout)
+            out = end_to_end(headers)
+            backend = self.backend
+            route = plan.route
+            if backend.response_headers is not None or route.response_headers is not None:
+                out = list(out)
+                if backend.response_headers is not None:
+                    apply_header_modifier(out, backend.response_headers)
+                if route.response_headers is not None:
+                    apply_header_modifier(out, route.response_headers)
+            self.status = status
+            self.sink.start_now(status, out)
+        except Exception:
+            self._crash()
+
+    def on_body(self, data: bytes) -> None:
+        if self._done:
+            return
+        self.sent += len(data)
+        try:
+            writable = self.sink.send_now(data)
+        except (OSError, RuntimeError):
+            self._give_up()
+            return
+        if not writable:
+            self.conn.pause_reading()
+            self.sink.on_drained(self._resume)
+
+    def _resume(self) -> None:
+        if not self._done:
+            self.conn.resume_reading()
+
+    def on_end(self, trailers: Headers | None) -> None:
+        if self._done:
+            return
+        try:
+            self._finish()
+            self.sink.end_now(trailers)
+        except Exception:
+            self._crash()
+
+    def on_error(self, error: UpstreamError) -> None:
+        if self._done:
+            return
+        conn = self.conn
+        if self._waiting_head and error.kind == "reset" and not conn.received_any and conn.reused:
+            # a keep-alive connection the upstream had closed: retry the general way on a fresh connection
+            self._finish(record=False)
+            self.fallback()
+            return
+        if self._waiting_head and not self.sink.started:
+            self._local(502, str(error))
+        else:
+            self._finish()
+            self.sink.abort()
+
+    # -- local decisions -----------------------------------------------------------------------------------------
+    def _timeout(self) -> None:
+        self._timer = None
+        if self._done:
+            return
+        self.conn.abort_response()
+        if not self.sink.started:
+            self._local(504, "upstream request timeout")
+        else:
+            self._finish()
+            self.sink.abort()
+
+    def _local(self, status: int, message: str) -> None:
+        self.status = status
+        body = message.encode()
+        self._finish()
+        sink = self.sink
+        sink.start_now(status, [("content-type", "text/plain; charset=utf-8"), ("content-length", str(len(body)))])
+        sink.send_now(body)
+        sink.end_now()
+
+    def downstream_lost(self) -> None:
+        """The client went away: stop the upstream exchange."""
+        if not self._done:
+            self._finish(record=False)
+            self.conn.abort_response()
+
+    def _give_up(self) -> None:
+        self._finish(record=False)
+        self.conn.abort_response()
+        self.sink.abort()
+
+    def _crash(self) -> None:
+        log.error("proxy.fast_path_failed route=%s", self.plan.name, exc_info=True)
+        self._give_up()
+
+    def _finish(self, record: bool = True) -> None:
+        self._done = True
+        self.pool._active -= 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if record:
+            self.listener.record(
+                self.ex, self.plan.name, Outcome(self.status, self.backend.name, self.sent, self.upstream_seconds)
+            )

@@ -1,0 +1,134 @@
+"""The callback fast path gives the same answers as the general path (warm keep-alive connections)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from http1_harness import (
+    Seen,
+    Upstream,
+    cluster,
+    free_port,
+    listener,
+    raw_exchange,
+    route,
+    running,
+    snapshot,
+    status_of,
+)
+
+from nantian import ir
+
+
+async def test_fast_path_forwards_with_modifiers_and_rewrites() -> None:
+    async with Upstream() as up:
+        port = free_port()
+        r = route(
+            "r",
+            ir.WeightedCluster(
+                cluster="c", response_headers=ir.HeaderModifier(add=(ir.Header(name="x-b", value="1"),))
+            ),
+            request_headers=ir.HeaderModifier(set=(ir.Header(name="x-set", value="s"),)),
+            response_headers=ir.HeaderModifier(remove=("x-upstream",)),
+            rewrite=ir.Rewrite(path=ir.PathModifier(type=ir.PathModifierType.FULL, value="/rewritten")),
+            timeouts=ir.Timeouts(request=5.0, backend_request=5.0),
+        )
+        snap = snapshot([listener(port, [r])], [cluster("c", up.port)])
+        async with running(snap) as rt, httpx.AsyncClient() as c:
+            for _ in range(5):
+                resp = await c.get(f"http://127.0.0.1:{port}/x?q=1")
+                assert resp.status_code == 200
+                doc = resp.json()
+                assert doc["target"] == "/rewritten?q=1" and ["x-set", "s"] in doc["headers"]
+                assert resp.headers["x-b"] == "1" and "x-upstream" not in resp.headers
+            assert rt.counters()["fast_path"] >= 4  # all but the first (which opened the connection)
+            assert up.connections == 1
+
+
+async def test_fast_path_timeouts_answer_504() -> None:
+    async with Upstream() as up:
+        port = free_port()
+        routes = [
+            route("req", "c", match=ir.HttpMatch(path=ir.PathMatch(value="/a")), timeouts=ir.Timeouts(request=0.2)),
+            route(
+                "try", "c", match=ir.HttpMatch(path=ir.PathMatch(value="/b")), timeouts=ir.Timeouts(backend_request=0.2)
+            ),
+        ]
+        snap = snapshot([listener(port, routes)], [cluster("c", up.port)])
+        async with running(snap) as rt, httpx.AsyncClient() as c:
+            assert (await c.get(f"http://127.0.0.1:{port}/a/warm")).status_code == 200
+            before = rt.counters()["fast_path"]
+            async with asyncio.timeout(3):
+                assert (await c.get(f"http://127.0.0.1:{port}/a/delay/2")).status_code == 504
+            assert rt.counters()["fast_path"] == before + 1
+            assert (await c.get(f"http://127.0.0.1:{port}/b/warm")).status_code == 200
+            async with asyncio.timeout(3):
+                assert (await c.get(f"http://127.0.0.1:{port}/b/delay/2")).status_code == 504
+            assert (await c.get(f"http://127.0.0.1:{port}/a/fine")).status_code == 200
+
+
+async def test_stale_keep_alive_connection_falls_back_transparently() -> None:
+    calls = 0
+
+    async def drop_second(seen: Seen) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        nonlocal calls
+        calls += 1
+        return (0, [], b"") if calls == 2 else (200, [], b"ok")  # the 2nd request finds its connection closed
+
+    async with Upstream(drop_second) as up:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(snap) as rt, httpx.AsyncClient() as c:
+            assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 200
+            async with asyncio.timeout(3):
+                r = await c.get(f"http://127.0.0.1:{port}/")
+            assert r.status_code == 200 and r.content == b"ok"  # replayed on a fresh connection
+            assert calls == 3 and up.connections == 2
+            assert rt.counters()["fast_path"] == 1
+
+
+async def test_fast_path_flow_control_with_a_slow_reader() -> None:
+    big = b"x" * (4 * 1024 * 1024)
+
+    async def large(seen: Seen) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        return 200, [], big
+
+    async with Upstream(large) as up:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(snap) as rt:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1024)
+            for _ in range(2):  # the second request takes the fast path
+                writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                async with asyncio.timeout(10):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    assert status_of(head) == 200
+                    got = 0
+                    while got < len(big):
+                        chunk = await reader.read(65536)
+                        assert chunk
+                        got += len(chunk)
+                        if got < 1024 * 1024:
+                            await asyncio.sleep(0.001)  # slow at first: the proxy must pause the upstream
+            assert rt.counters()["fast_path"] == 1
+            writer.close()
+
+
+async def test_client_leaving_mid_response_on_the_fast_path() -> None:
+    async with Upstream() as up:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(snap) as rt:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")
+            async with asyncio.timeout(3):
+                await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(0.05)
+            writer.write(b"GET /chunks/30 HTTP/1.1\r\nHost: a\r\n\r\n")
+            await asyncio.sleep(0.05)
+            writer.transport.abort()
+            await asyncio.sleep(0.1)
+            out = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            assert status_of(out) == 200
+            assert rt.counters()["fast_path"] >= 1
