@@ -23,6 +23,7 @@ from typing import Literal
 
 import attrs
 import pluggy
+from prometheus_client import CollectorRegistry
 
 from nantian.errors import ConfigRejected
 from nantian.ir import Listener, Protocol, Snapshot
@@ -167,7 +168,7 @@ class ProxyRuntime:
         return self._config.snapshot if self._config is not None else None
 
     @property
-    def metrics_registry(self) -> object:
+    def metrics_registry(self) -> CollectorRegistry:
         """The :class:`prometheus_client.CollectorRegistry` holding this runtime's metrics."""
         return self.metrics.registry
 
