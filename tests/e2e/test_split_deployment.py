@@ -23,6 +23,7 @@ from nantian.controlplane.controller import Controller, ControllerOptions
 from nantian.dataplane import DataPlane, ProxyOptions
 from nantian.echo import EchoServer, PodContext, ServeSpec
 from nantian.plugins import make_plugin_manager
+from nantian.xds._codec import encode_snapshot
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +68,31 @@ endpoints: [{{addresses: [127.0.0.1]}}]
 ports: [{{port: {echo_port}}}]
 """
 
+MORE_APPS = """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: app-{i}, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  hostnames: [app-{i}.example.com]
+  rules:
+  - backendRefs: [{{name: app-{i}, port: 80}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: app-{i}, namespace: default}}
+spec:
+  ports: [{{port: 80, targetPort: {echo_port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: app-{i}-1, namespace: default, labels: {{kubernetes.io/service-name: app-{i}}}}}
+addressType: IPv4
+endpoints: [{{addresses: [127.0.0.1]}}]
+ports: [{{port: {echo_port}}}]
+"""
+
 V2_RULE = """\
   - matches: [{path: {type: PathPrefix, value: /v2}}]
     filters:
@@ -86,6 +112,7 @@ def _write(directory: Path, echo_port: int, *, v2: bool = False, extra_port: int
     text = MANIFESTS.format(
         port=GATEWAY_PORT, echo_port=echo_port, extra_rule=V2_RULE if v2 else "", extra_listener=extra
     )
+    text += "".join(MORE_APPS.format(i=i, echo_port=echo_port) for i in range(8))
     tmp = directory / "config.yaml.tmp"
     tmp.write_text(text)
     tmp.rename(directory / "config.yaml")
@@ -169,10 +196,14 @@ async def _scenario(
     await _eventually(lambda: controller.store.version != first.version, "the change is translated")
     second = controller.store.version
     await _eventually(lambda: acked(second), "both proxies serve the change")
+    full = len(encode_snapshot(controller.store.current).SerializeToString()) if controller.store.current else 0
     for record in controller.registry.nodes():
         sent, size = nodes[record.node_id]
-        assert record.messages_sent == sent + 1
-        assert record.bytes_sent - size < size, "the change travels as a delta, smaller than the full snapshot"
+        assert record.messages_sent == sent + 1, "one message per change"
+        assert record.bytes_sent - size < full / 2, "a delta, smaller than the full snapshot"
+    metrics = (await _get(f"http://127.0.0.1:{controller.admin_port}/metrics")).text
+    assert 'nantian_xds_messages_sent_total{kind="delta"} 2.0' in metrics
+    assert 'nantian_xds_messages_sent_total{kind="snapshot"} 2.0' in metrics
     for name in proxies:
         response = await through(name, "/v2/x")
         assert response.status_code == 200
