@@ -84,6 +84,8 @@ def compile_grpc_route(
             route_ns=ns,
             client_cert=client_cert,
         )
+        if rule.session_persistence is not None:
+            problems.add(Problem("Accepted", "UnsupportedValue", "sessionPersistence is not supported by nantian"))
         matches = rule.matches or (GRPCRouteMatch(),)
         for mi, m in enumerate(matches):
             match = _match(m, problems)

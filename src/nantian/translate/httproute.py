@@ -183,12 +183,14 @@ def weighted_backends(
     return tuple(out)
 
 
-def _seconds(value: str | None) -> float | None:
+def _seconds(value: str | None, what: str, problems: Problems) -> float | None:
+    """Seconds of a Gateway API duration; ``0s`` (or absent) means none; unparsable ones are reported."""
     if value is None:
         return None
     try:
         seconds = parse_duration(value)
     except ValueError:
+        problems.add(Problem("Accepted", "UnsupportedValue", f"{what} {value!r} is not a valid duration"))
         return None
     return seconds if seconds > 0 else None
 
@@ -196,8 +198,8 @@ def _seconds(value: str | None) -> float | None:
 def _timeouts_retry(rule: HTTPRouteRule, problems: Problems) -> tuple[Timeouts | None, Retry | None]:
     timeouts = None
     if rule.timeouts is not None:
-        request = _seconds(rule.timeouts.request)
-        backend = _seconds(rule.timeouts.backend_request)
+        request = _seconds(rule.timeouts.request, "timeouts.request", problems)
+        backend = _seconds(rule.timeouts.backend_request, "timeouts.backendRequest", problems)
         if request is not None and backend is not None and backend > request:
             problems.add(Problem("Accepted", "UnsupportedValue", "timeouts.backendRequest exceeds timeouts.request"))
         timeouts = Timeouts(request=request, backend_request=backend)
@@ -207,8 +209,10 @@ def _timeouts_retry(rule: HTTPRouteRule, problems: Problems) -> tuple[Timeouts |
         retry = Retry(
             codes=tuple(rule.retry.codes),
             attempts=max(0, attempts),
-            backoff=_seconds(rule.retry.backoff),
+            backoff=_seconds(rule.retry.backoff, "retry.backoff", problems),
         )
+    if rule.session_persistence is not None:
+        problems.add(Problem("Accepted", "UnsupportedValue", "sessionPersistence is not supported by nantian"))
     return timeouts, retry
 
 

@@ -99,6 +99,11 @@ def test_filters_become_ir() -> None:
         " backendRefs: [{name: svc, port: 8080}]}]",
         "[{matches: [{path: {type: Exact, value: /x}}], filters: [{type: URLRewrite, urlRewrite:"
         " {path: {type: ReplacePrefixMatch, replacePrefixMatch: /y}}}], backendRefs: [{name: svc, port: 8080}]}]",
+        "[{sessionPersistence: {sessionName: s}, backendRefs: [{name: svc, port: 8080}]}]",
+        "[{timeouts: {request: soon}, backendRefs: [{name: svc, port: 8080}]}]",
+        "[{matches: [{path: {type: RegularExpression, value: '/(unclosed'}}], backendRefs: [{name: svc, port: 8080}]}]",
+        "[{matches: [{headers: [{type: RegularExpression, name: X, value: '['}]}],"
+        " backendRefs: [{name: svc, port: 8080}]}]",
     ],
 )
 def test_problems_are_reported(rules: str) -> None:
