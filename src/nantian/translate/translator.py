@@ -122,6 +122,9 @@ def _translate(resources: ResourceSet, opts: TranslateOptions) -> Translation:
     for gw in gateways:
         key = (gw.metadata.namespace, gw.metadata.name)
         state = build_gateway(gw, plans[key], sets_by_parent.get(key, ()), resources, grants, secrets, config_maps)
+        class_conditions = statuses[classes[gw.spec.gateway_class_name].ref]["conditions"]
+        if class_conditions[0]["status"] != "True" and state.accepted[0]:
+            state.accepted = (False, "Invalid", f"GatewayClass {gw.spec.gateway_class_name} is not accepted")
         states[key] = state
         for owner in state.listener_sets:
             ls = owner.listener_set

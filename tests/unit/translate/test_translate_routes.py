@@ -258,3 +258,27 @@ def test_gateway_class_status() -> None:
     assert cond(status, "Accepted") == ("True", "Accepted")
     assert [f["name"] for f in status["supportedFeatures"]] == sorted(FEATURES)
     assert "HTTPRoute" in FEATURES and "TLSRouteModeMixed" not in FEATURES
+
+
+def test_gateways_of_a_class_with_missing_parameters_are_not_accepted() -> None:
+    text = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: broken}
+spec:
+  controllerName: nantian.io/gateway-controller
+  parametersRef: {group: example.com, kind: Config, name: missing}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: broken
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+"""
+    t = translate_yaml(text)
+    assert cond(t.statuses[ObjectRef("GatewayClass", "", "broken")], "Accepted") == ("False", "InvalidParameters")
+    gw = t.statuses[ObjectRef("Gateway", "infra", "gw")]
+    assert cond(gw, "Accepted") == ("False", "Invalid")
+    assert cond(gw, "Programmed")[0] == "False"
+    assert t.snapshot.listeners == ()
