@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from nantian.resources import GatewayClass, ResourceSet
+from nantian.resources import GatewayClass, ObjectRef, ParametersReference, ResourceSet
 from nantian.translate.conditions import condition
 from nantian.translate.features import FEATURES
 
@@ -37,8 +37,5 @@ def class_status(gc: GatewayClass, resources: ResourceSet) -> Mapping[str, Any]:
     }
 
 
-def _parameters_exist(ref: Any, resources: ResourceSet) -> bool:
-    from nantian.resources import ObjectRef
-
-    ns = getattr(ref, "namespace", None) or ""
-    return resources.get(ObjectRef(kind=str(ref.kind), namespace=str(ns), name=str(ref.name))) is not None
+def _parameters_exist(ref: ParametersReference, resources: ResourceSet) -> bool:
+    return resources.get(ObjectRef(kind=ref.kind, namespace=ref.namespace or "", name=ref.name)) is not None

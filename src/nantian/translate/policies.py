@@ -10,6 +10,7 @@ import attrs
 from nantian.ir import UpstreamTls
 from nantian.resources import BackendTLSPolicy, ConfigMap, ObjectRef, ResourceSet
 from nantian.translate.conditions import condition
+from nantian.translate.tls import ca_bundle_problem
 
 __all__ = ["PolicyIndex", "PolicyResult", "policy_status"]
 
@@ -33,8 +34,6 @@ def _validate(policy: BackendTLSPolicy, resources: ResourceSet) -> PolicyResult:
     names: list[str] = []
     maps: list[ConfigMap] = []
     resolved = (True, "ResolvedRefs", "All references are resolved")
-    from nantian.translate.tls import ca_bundle_problem
-
     for ref in v.ca_certificate_refs:
         what = f"caCertificateRef {ref.kind} {ns}/{ref.name}"
         if (ref.group or "") != "" or ref.kind != "ConfigMap":
