@@ -93,3 +93,15 @@ def test_damaged_documents_never_crash(case: str, rnd: random.Random, hits: int)
     translation = translate(ResourceSet.from_objects(objects), OPTIONS)
     assert translation.snapshot.problems() == []
     json.dumps({str(k): v for k, v in translation.statuses.items()})
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=st.sampled_from(CASES), rnd=st.randoms(use_true_random=False))
+def test_delivery_order_never_shows(case: str, rnd: random.Random) -> None:
+    docs = list(DOCS[case])
+    first = translate(ResourceSet.from_objects(parse_object(d) for d in docs), OPTIONS)
+    rnd.shuffle(docs)
+    again = translate(ResourceSet.from_objects(parse_object(d) for d in docs), OPTIONS)
+    assert again.snapshot == first.snapshot
+    assert again.snapshot.version == first.snapshot.version
+    assert again.statuses == first.statuses
