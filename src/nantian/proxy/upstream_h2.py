@@ -76,9 +76,8 @@ class _Connection(H2Protocol):
 
     @property
     def usable(self) -> bool:
-        return (
-            not self.lost and not self.core.closed and self.core.open_outbound_streams < self.core.max_outbound_streams
-        )
+        # len(self.streams) counts our live streams; h2's open_outbound_streams walks every stream on each call.
+        return not self.lost and not self.core.closed and len(self.streams) < self.core.max_outbound_streams
 
     def on_headers(self, event: _h2.HeadersReceived) -> None:
         head = self._heads.pop(event.stream_id, None)
