@@ -6,9 +6,11 @@ moment every node has acked (the server's own registry says so):
 
 - initial sync: N nodes connect and get the full snapshot;
 - one-route change: one route's path changes (a delta: the changed listener travels as a patch);
-- full resync: every route and cluster changes (the delta carries everything).
+- full resync: every route and cluster changes (the server sends the full snapshot: smaller than that delta).
 
-For each: seconds to all-acked, bytes sent per node, controller CPU seconds. Writes results/fanout.json.
+For each: seconds to all-acked, bytes sent per node, controller CPU seconds; and what one node spends decoding
+each kind of message (the floor of a node's latency in its own process; the N clients here share one process,
+so the full-snapshot phases mostly measure N decodes in a row). Writes results/fanout.json.
 
     .venv/bin/python benchmarks/fanout.py                 # N = 100, R = 1,000
     .venv/bin/python benchmarks/fanout.py --nodes 20 --routes 200
@@ -170,6 +172,31 @@ async def run(nodes: int, routes: int) -> dict[str, Any]:
         "routes": routes,
         "snapshot_json_bytes": full_size,
         "phases": [attrs.asdict(p) for p in phases],
+        "per_node_decode_seconds": _decode_costs(base, one_route, everything),
+    }
+
+
+def _decode_costs(base: ir.Snapshot, one_route: ir.Snapshot, everything: ir.Snapshot) -> dict[str, float]:
+    """What one data plane spends turning each message into a snapshot (best of 5): the latency floor of a
+    node running in its own process, and what N in-process clients add up to here."""
+    from nantian.xds._codec import encode_delta, encode_snapshot, pb
+    from nantian.xds._held import HeldConfig
+
+    held = HeldConfig.of(base)
+    full = encode_snapshot(base).SerializeToString()
+    delta = encode_delta(ir.diff(base, one_route), "1", base).SerializeToString()
+
+    def best(fn: Any) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    return {
+        "full snapshot": best(lambda: HeldConfig.from_message(pb.Snapshot.FromString(full))),
+        "one-route delta": best(lambda: held.apply_delta(pb.Delta.FromString(delta))),
     }
 
 
@@ -187,6 +214,8 @@ def main() -> None:
             f"{p['name']:40} {p['seconds']:14.3f} {p['bytes_per_node']:12,.0f} {p['messages_per_node']:10.1f}"
             f" {p['controller_cpu_seconds']:19.3f}"
         )
+    for name, seconds in result["per_node_decode_seconds"].items():
+        print(f"one node decodes a {name} in {seconds * 1000:.1f} ms")
     if not args.no_write:
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2) + "\n")

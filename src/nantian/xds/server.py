@@ -316,4 +316,9 @@ class _Servicer(pb_grpc.ConfigurationDiscoveryServiceServicer):  # type: ignore[
         self._server = server
 
     async def StreamConfiguration(self, request_iterator: AsyncIterator[Any], context: Any) -> None:
-        await self._server.stream(request_iterator, context)
+        try:
+            await self._server.stream(request_iterator, context)
+        except asyncio.CancelledError:
+            # The server is stopping (or the peer vanished): the stream is over. Returning, rather than
+            # re-raising, keeps grpc from printing a traceback per open stream at shutdown.
+            log.debug("xds.stream_cancelled peer=%s", context.peer())
