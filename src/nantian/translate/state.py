@@ -99,9 +99,10 @@ class GatewayState:
     client_certificate: str | None = None
     """IR secret of the Gateway's backend client certificate (``spec.tls.backend``)."""
 
-    @property
-    def ref(self) -> ObjectRef:
-        return self.gateway.ref
+    ref: ObjectRef = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.ref = self.gateway.ref
 
     def all_listeners(self) -> list[ListenerState]:
         """Gateway listeners first, then those of each attached ListenerSet, in precedence order."""
