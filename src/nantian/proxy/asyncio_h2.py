@@ -55,6 +55,8 @@ class H2Options:
     """Seconds without any open stream before the connection is closed with GOAWAY."""
     preface_timeout: float = 30.0
     """Cleartext: seconds a new connection may take to show whether it speaks HTTP/2 or HTTP/1.1."""
+    send_timeout: float = 60.0
+    """Seconds a response may wait for the client to open its flow-control window before the stream is reset."""
     enable_websocket: bool = True
     """Announce extended CONNECT and carry WebSocket over HTTP/2 streams (RFC 8441)."""
     max_resets_burst: int = 200
@@ -118,9 +120,20 @@ class H2ResponseSink:
             self._protocol.flush()
 
     async def send(self, data: bytes) -> None:
+        """Queue ``data`` and wait for the client's window.
+
+        :raises TimeoutError: the client opened no window for ``H2Options.send_timeout`` seconds; the stream is
+            reset (an ``OSError``, which the core treats like a broken connection).
+        """
         if not self._ended and data:
             self._send_head()
-            await self._protocol.send_data(self._stream, data)
+            try:
+                async with asyncio.timeout(self._protocol.options.send_timeout):
+                    await self._protocol.send_data(self._stream, data)
+            except TimeoutError:
+                log.debug("h2.send_timeout listener=%s stream=%d", self._protocol.listener.name, self._stream.stream_id)
+                self.abort()
+                raise
 
     async def end(self, trailers: Headers | None = None) -> None:
         if not self._started:
@@ -203,6 +216,18 @@ def _request_head(
         sni=tls.server_name if tls is not None else None,
     )
     return head, pseudo.get(":protocol")
+
+
+def _refusal(head: RequestHead) -> tuple[int, bytes] | None:
+    """A local answer for requests the core must not see: CONNECT (not an extended WebSocket one, which arrives
+    here already translated), a ``:path`` that is not origin-form, no authority at all."""
+    if head.method == "CONNECT":
+        return 501, b"CONNECT is not supported\n"
+    if not head.target.startswith("/") and not (head.method == "OPTIONS" and head.target == "*"):
+        return 400, b"bad :path\n"
+    if not head.authority:
+        return 400, b"missing :authority and host\n"
+    return None
 
 
 def _content_length(headers: Headers) -> int | None:
@@ -312,9 +337,11 @@ class H2ServerProtocol(H2Protocol):
 
     async def _serve(self, exchange: Exchange, stream: H2Stream, sink: H2ResponseSink) -> None:
         try:
-            if exchange.head.method == "CONNECT":
-                await sink.start(501, [("content-type", "text/plain")])
-                await sink.send(b"CONNECT is not supported\n")
+            refusal = _refusal(exchange.head)
+            if refusal is not None:
+                status, text = refusal
+                await sink.start(status, [("content-type", "text/plain"), ("content-length", str(len(text)))])
+                await sink.send(text)
                 await sink.end()
             else:
                 await self.listener.current.handle(exchange)

@@ -42,6 +42,15 @@ class Handler:
             while chunk := await exchange.body.read():
                 await sink.send(chunk)
             await sink.end(exchange.body.trailers or [("x-trailer", "none")])
+        elif head.target == "/big":
+            await sink.start(200, [])
+            try:
+                for _ in range(20):
+                    await sink.send(b"z" * 10_000)
+            except TimeoutError:
+                self.cancelled.set()
+                return
+            await sink.end()
         elif head.target == "/grpc-fail":
             await sink.start(503, [("content-type", "text/plain")])
             await sink.send(b"no healthy upstream")
@@ -108,6 +117,7 @@ class RawClient:
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="latin-1"))
         self.conn.initiate_connection()
         self.events: list[object] = []
+        self.auto_ack = True
         self.scanner = FrameScanner()  # h2 would refuse frames after a graceful GOAWAY
 
     @classmethod
@@ -136,7 +146,7 @@ class RawClient:
                         self.events.append(item)
                         continue
                     for ev in self.conn.receive_data(item):
-                        if isinstance(ev, h2.events.DataReceived) and ev.stream_id is not None:
+                        if isinstance(ev, h2.events.DataReceived) and ev.stream_id is not None and self.auto_ack:
                             self.conn.acknowledge_received_data(ev.flow_controlled_length or 0, ev.stream_id)
                         self.events.append(ev)
                 await self.flush()
@@ -407,3 +417,59 @@ def test_front_end_runs_on_uvloop(ca: trustme.CA) -> None:
         seen = runner.run(scenario())
     assert seen[0].startswith("GET /a ") and seen[1].startswith("GET /b ")
     assert seen[2] == f"HTTP/2 GET /c 127.0.0.1:{seen[2].split(':')[-1].split()[0]} https 2"
+
+
+async def test_a_client_that_never_opens_its_window_is_reset() -> None:
+    handler = Handler()
+    async with serving(handler, options=H2Options(send_timeout=0.2)) as port:
+        client = await RawClient.connect(port)
+        try:
+            client.auto_ack = False
+            client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16})
+            client.conn.send_headers(1, _req("/big"), end_stream=True)
+            await client.flush()
+            ev = await client.until(h2.events.StreamReset, 1)
+            assert isinstance(ev, h2.events.StreamReset)
+            assert ev.error_code == h2.errors.ErrorCodes.INTERNAL_ERROR
+            async with asyncio.timeout(TIMEOUT):
+                await handler.cancelled.wait()  # the core saw a TimeoutError (an OSError) from send
+        finally:
+            client.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ([(":method", "GET"), (":scheme", "http"), (":authority", "a"), (":path", "no-slash")], "400"),
+        ([(":method", "OPTIONS"), (":scheme", "http"), (":authority", "a"), (":path", "*")], "200"),
+    ],
+)
+async def test_request_heads_the_core_must_not_see_are_answered_locally(
+    headers: list[tuple[str, str]], status: str
+) -> None:
+    handler = Handler()
+    async with serving(handler) as port:
+        client = await RawClient.connect(port)
+        try:
+            client.conn.config.validate_outbound_headers = False
+            client.conn.send_headers(1, headers, end_stream=True)
+            await client.flush()
+            resp = await client.until(h2.events.ResponseReceived, 1)
+            assert isinstance(resp, h2.events.ResponseReceived)
+            assert (":status", status) in _text(resp.headers)
+        finally:
+            client.close()
+    assert len(handler.seen) == (1 if status == "200" else 0)
+
+
+async def test_a_request_without_authority_or_host_is_a_protocol_error() -> None:
+    async with serving(Handler()) as port:
+        client = await RawClient.connect(port)
+        try:
+            client.conn.config.validate_outbound_headers = False
+            client.conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/")], end_stream=True)
+            await client.flush()
+            ev = await client.until(ConnectionEnded)
+            assert isinstance(ev, ConnectionEnded) and ev.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+        finally:
+            client.close()
