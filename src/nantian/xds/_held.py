@@ -84,17 +84,32 @@ class HeldConfig:
         return cls(snapshot, {k: dumps(r) for k, r in resources.items()}, resources)
 
     @classmethod
-    def from_message(cls, message: pb.Snapshot) -> HeldConfig:
+    def from_message(cls, message: pb.Snapshot, previous: HeldConfig | None = None) -> HeldConfig:
         """Decode a full snapshot. :class:`ConfigRejected` if any resource is unreadable or the content does not
-        hash to the version the message claims."""
+        hash to the version the message claims.
+
+        Resources whose bytes equal those of ``previous`` (what the data plane held) reuse its decoded values: a
+        data plane resynchronising after a control-plane restart decodes only what changed.
+        """
         resources: dict[ResourceKey, Resource] = {}
         encoded: dict[ResourceKey, bytes] = {}
+        old_encoded = previous.encoded if previous is not None else {}
+        old_resources = previous.resources if previous is not None else {}
         for envelope in message.resources:
-            resource = decode_resource(envelope)
-            key = (resource_type(resource), resource.name)
+            body = bytes(envelope.body)
+            try:
+                key: ResourceKey = (ResourceType(envelope.type), envelope.name)
+            except ValueError:
+                key = (ResourceType.LISTENER, "")  # unknown type: decode_resource refuses it below
+            known = old_resources.get(key)
+            if known is not None and old_encoded.get(key) == body and envelope.schema_version == SCHEMA_VERSION:
+                resource = known
+            else:
+                resource = decode_resource(envelope)
+                key = (resource_type(resource), resource.name)
             if key in resources:
                 raise ConfigRejected(f"snapshot holds {key[0].value} {key[1]!r} twice")
-            resources[key], encoded[key] = resource, bytes(envelope.body)
+            resources[key], encoded[key] = resource, body
         snapshot = assemble(resources, encoded)
         if snapshot.version != message.version:
             raise ConfigRejected(f"snapshot content has version {snapshot.version}, message says {message.version}")

@@ -122,6 +122,9 @@ class XdsClient:
                 reason = "stream ended"
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError, OSError) as exc:
                 reason = _describe(exc)
+            except Exception as exc:  # anything else ends this stream only: keep serving, reconnect
+                log.exception("xds.stream_failed target=%s", self.target)
+                reason = repr(exc)
             finally:
                 await self._set_connected(False)
             if self._closing:
@@ -195,7 +198,7 @@ class XdsClient:
         if kind == "snapshot":
             nonce, version = message.snapshot.nonce, message.snapshot.version
             try:
-                held = HeldConfig.from_message(message.snapshot)
+                held = HeldConfig.from_message(message.snapshot, self._held)
             except ConfigRejected as exc:
                 return await self._nack(version, nonce, str(exc))
         elif kind == "delta":
