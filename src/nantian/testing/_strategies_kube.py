@@ -12,6 +12,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
+import attrs
 from hypothesis import strategies as st
 
 from nantian.testing._strategies_pem import CERT_HOSTS, tls_secret_data
@@ -27,6 +28,7 @@ __all__ = [
     "SECRETS",
     "SERVICES",
     "SERVICE_PORTS",
+    "ExistingObjects",
     "documents",
     "gateway_class_documents",
     "gateway_documents",
@@ -102,7 +104,7 @@ def service_documents(draw: st.DrawFn, name: str | None = None, namespace: str |
     """A Service (ports from :data:`SERVICE_PORTS`) and zero or one EndpointSlice for it."""
     svc = name if name is not None else draw(st.sampled_from(SERVICES))
     ns = namespace if namespace is not None else draw(st.sampled_from(NAMESPACES))
-    ports = draw(st.lists(st.sampled_from(SERVICE_PORTS), min_size=1, max_size=2, unique=True))
+    ports = [80, 8080] if draw(st.booleans()) else [draw(st.sampled_from(SERVICE_PORTS))]
     service: Doc = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -168,7 +170,7 @@ def gateway_class_documents(controller_name: str = OUR_CONTROLLER) -> list[Doc]:
 
 @st.composite
 def _allowed_routes(draw: st.DrawFn, protocol: str) -> Doc | None:
-    choice = draw(st.sampled_from(["absent", "Same", "All", "Selector"]))
+    choice = draw(st.sampled_from(["absent", "absent", "Same", "All", "All", "All", "Selector", "Selector"]))
     if choice == "absent":
         return None
     namespaces: Doc = {"from": choice}
@@ -190,8 +192,8 @@ def _allowed_routes(draw: st.DrawFn, protocol: str) -> Doc | None:
 
 
 @st.composite
-def _listener(draw: st.DrawFn, name: str, namespace: str) -> Doc:
-    protocol = draw(st.sampled_from(["HTTP", "HTTP", "HTTPS", "TLS", "TCP", "UDP"]))
+def _listener(draw: st.DrawFn, name: str, namespace: str, protocols: Sequence[str]) -> Doc:
+    protocol = draw(st.sampled_from(protocols))
     listener: Doc = {"name": name, "port": draw(st.sampled_from(_LISTENER_PORTS)), "protocol": protocol}
     if protocol in ("HTTP", "HTTPS", "TLS"):
         _put(listener, "hostname", _maybe(draw, draw(st.sampled_from(HOSTNAMES))))
@@ -226,8 +228,11 @@ def gateway_documents(
     gw = name if name is not None else draw(st.sampled_from(GATEWAYS))
     ns = namespace if namespace is not None else draw(st.sampled_from(NAMESPACES))
     count = draw(st.integers(min_value=1, max_value=max_listeners))
-    listeners = [draw(_listener(f"l{i}", ns)) for i in range(count)]
-    gateway_class = draw(st.sampled_from(["nantian", "nantian", "nantian", "other", "missing-class"]))
+    # The first listener is mostly HTTP, so that most routes find somewhere to attach.
+    first = draw(_listener("l0", ns, ["HTTP"] * 4 + ["HTTPS", "TCP"]))
+    protocols = ["HTTP", "HTTP", "HTTPS", "HTTPS", "TLS", "TCP", "UDP"]
+    listeners = [first, *(draw(_listener(f"l{i}", ns, protocols)) for i in range(1, count))]
+    gateway_class = draw(st.sampled_from(["nantian"] * 6 + ["other", "missing-class"]))
     return {
         "apiVersion": f"{GATEWAY_API}/v1",
         "kind": "Gateway",
@@ -239,15 +244,36 @@ def gateway_documents(
 # --- Gateway API: routes -----------------------------------------------------------------------------------
 
 
+@attrs.frozen
+class ExistingObjects:
+    """Objects a generated set holds, so routes mostly refer to things that exist (and sometimes not)."""
+
+    gateways: tuple[tuple[str, str], ...] = ()
+    """``(namespace, name)`` of each Gateway."""
+    services: tuple[tuple[str, str], ...] = ()
+    """``(namespace, name)`` of each Service."""
+
+
+def _target(
+    draw: st.DrawFn, existing: tuple[tuple[str, str], ...], names: Sequence[str], missing: str
+) -> tuple[str | None, str]:
+    """``(namespace or None, name)``: mostly an existing object, else anything from the pools."""
+    if existing and draw(st.integers(min_value=0, max_value=4)) > 0:
+        return draw(st.sampled_from(existing))
+    namespace = draw(st.sampled_from(NAMESPACES)) if draw(st.booleans()) else None
+    return namespace, draw(st.sampled_from([*names, missing]))
+
+
 @st.composite
-def _parent_refs(draw: st.DrawFn, namespace: str) -> list[Doc]:
+def _parent_refs(draw: st.DrawFn, namespace: str, existing: ExistingObjects) -> list[Doc]:
     refs = []
     for _ in range(draw(st.integers(min_value=1, max_value=2))):
-        ref: Doc = {"name": draw(st.sampled_from([*GATEWAYS, "missing-gateway"]))}
-        if draw(st.booleans()):
-            ref["namespace"] = draw(st.sampled_from(NAMESPACES))
-        if draw(st.booleans()):
-            ref["sectionName"] = draw(st.sampled_from(["l0", "l1", "l2", "missing-section"]))
+        gw_namespace, gw_name = _target(draw, existing.gateways, GATEWAYS, "missing-gateway")
+        ref: Doc = {"name": gw_name}
+        if gw_namespace is not None and (gw_namespace != namespace or draw(st.booleans())):
+            ref["namespace"] = gw_namespace
+        if draw(st.integers(min_value=0, max_value=2)) == 0:
+            ref["sectionName"] = draw(st.sampled_from(["l0", "l0", "l1", "l2", "missing-section"]))
         if draw(st.integers(min_value=0, max_value=3)) == 0:
             ref["port"] = draw(st.sampled_from(_LISTENER_PORTS))
         refs.append(ref)
@@ -257,15 +283,21 @@ def _parent_refs(draw: st.DrawFn, namespace: str) -> list[Doc]:
 
 
 @st.composite
-def _backend_ref(draw: st.DrawFn, *, weighted: bool = True) -> Doc:
-    ref: Doc = {"name": draw(st.sampled_from([*SERVICES, "missing-svc"]))}
-    if draw(st.integers(min_value=0, max_value=2)) == 0:
-        ref["namespace"] = draw(st.sampled_from(NAMESPACES))
-    port = draw(st.sampled_from([*SERVICE_PORTS, *SERVICE_PORTS, 9999, None]))
+def _backend_ref(draw: st.DrawFn, namespace: str, existing: ExistingObjects, *, weighted: bool = True) -> Doc:
+    local = tuple(key for key in existing.services if key[0] == namespace)
+    svc_namespace: str | None
+    if draw(st.booleans()) and local:
+        svc_namespace, svc_name = draw(st.sampled_from(local))
+    else:
+        svc_namespace, svc_name = _target(draw, existing.services, SERVICES, "missing-svc")
+    ref: Doc = {"name": svc_name}
+    if svc_namespace is not None and (svc_namespace != namespace or draw(st.booleans())):
+        ref["namespace"] = svc_namespace
+    port = draw(st.sampled_from([80] * 8 + [8080] * 4 + [9999, None]))
     _put(ref, "port", port)
     if weighted and draw(st.booleans()):
         ref["weight"] = draw(st.integers(min_value=0, max_value=10))
-    if draw(st.integers(min_value=0, max_value=9)) == 0:
+    if draw(st.integers(min_value=0, max_value=39)) == 0:
         ref.update(group="example.com", kind="Unknown")
     return ref
 
@@ -293,7 +325,7 @@ def _path_modifier(full: bool) -> Doc:
 
 
 @st.composite
-def _http_filter(draw: st.DrawFn, kinds: Sequence[str]) -> Doc:
+def _http_filter(draw: st.DrawFn, kinds: Sequence[str], namespace: str, existing: ExistingObjects) -> Doc:
     kind = draw(st.sampled_from(list(kinds)))
     if kind in ("RequestHeaderModifier", "ResponseHeaderModifier"):
         return {"type": kind, kind[0].lower() + kind[1:]: draw(_header_modifier())}
@@ -311,7 +343,7 @@ def _http_filter(draw: st.DrawFn, kinds: Sequence[str]) -> Doc:
         _put(rewrite, "path", _maybe(draw, _path_modifier(full=draw(st.booleans()))))
         return {"type": kind, "urlRewrite": rewrite}
     if kind == "RequestMirror":
-        mirror: Doc = {"backendRef": draw(_backend_ref(weighted=False))}
+        mirror: Doc = {"backendRef": draw(_backend_ref(namespace, existing, weighted=False))}
         if draw(st.booleans()):
             mirror["percent"] = draw(st.integers(min_value=0, max_value=100))
         return {"type": kind, "requestMirror": mirror}
@@ -340,7 +372,7 @@ def _http_match(draw: st.DrawFn) -> Doc:
 
 
 @st.composite
-def _http_rule(draw: st.DrawFn) -> Doc:
+def _http_rule(draw: st.DrawFn, namespace: str, existing: ExistingObjects) -> Doc:
     rule: Doc = {}
     if draw(st.booleans()):
         rule["matches"] = draw(st.lists(_http_match(), max_size=2))
@@ -364,38 +396,42 @@ def _http_rule(draw: st.DrawFn) -> Doc:
         )
         if "RequestRedirect" in kinds and "URLRewrite" in kinds:
             kinds.remove("URLRewrite")
-        rule["filters"] = [draw(_http_filter([k])) for k in kinds]
+        rule["filters"] = [draw(_http_filter([k], namespace, existing)) for k in kinds]
     if not any(f["type"] == "RequestRedirect" for f in rule.get("filters", [])) or draw(st.booleans()):
-        rule["backendRefs"] = draw(st.lists(_backend_ref(), max_size=2))
+        rule["backendRefs"] = draw(st.lists(_backend_ref(namespace, existing), min_size=1, max_size=2))
     if draw(st.integers(min_value=0, max_value=4)) == 0:
         rule["timeouts"] = {"request": "10s", "backendRequest": "2s"}
     return rule
 
 
 @st.composite
-def _route(draw: st.DrawFn, kind: str, name: str | None, namespace: str | None) -> tuple[Doc, str]:
+def _route(
+    draw: st.DrawFn, kind: str, name: str | None, namespace: str | None, existing: ExistingObjects
+) -> tuple[Doc, str]:
     route = name if name is not None else draw(st.sampled_from(ROUTES))
     ns = namespace if namespace is not None else draw(st.sampled_from(NAMESPACES))
     meta = _meta(route, ns, generation=draw(st.integers(min_value=1, max_value=3)))
     # Creation time decides conflicts between routes; some share a timestamp to exercise the name tie-break.
     meta["creationTimestamp"] = draw(st.sampled_from(["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"]))
-    spec: Doc = {"parentRefs": draw(_parent_refs(ns))}
+    spec: Doc = {"parentRefs": draw(_parent_refs(ns, existing))}
     return {"apiVersion": f"{GATEWAY_API}/v1", "kind": kind, "metadata": meta, "spec": spec}, ns
 
 
 @st.composite
-def http_route_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> Doc:
+def http_route_documents(
+    draw: st.DrawFn, name: str | None = None, namespace: str | None = None, existing: ExistingObjects | None = None
+) -> Doc:
     """An HTTPRoute: parentRefs (with/without namespace, sectionName, port), hostnames, rules with matches,
     every standard filter, backendRefs (same/cross namespace, existing/missing Services, weights, bad kinds)."""
-    doc, _ = draw(_route("HTTPRoute", name, namespace))
+    doc, ns = draw(_route("HTTPRoute", name, namespace, existing or ExistingObjects()))
     if draw(st.booleans()):
         doc["spec"]["hostnames"] = draw(st.lists(st.sampled_from(HOSTNAMES), max_size=3, unique=True))
-    doc["spec"]["rules"] = draw(st.lists(_http_rule(), min_size=1, max_size=3))
+    doc["spec"]["rules"] = draw(st.lists(_http_rule(ns, existing or ExistingObjects()), min_size=1, max_size=3))
     return doc
 
 
 @st.composite
-def _grpc_rule(draw: st.DrawFn) -> Doc:
+def _grpc_rule(draw: st.DrawFn, namespace: str, existing: ExistingObjects) -> Doc:
     rule: Doc = {}
     if draw(st.booleans()):
         matches = []
@@ -411,26 +447,32 @@ def _grpc_rule(draw: st.DrawFn) -> Doc:
         rule["matches"] = matches
     if draw(st.booleans()):
         kinds = draw(st.lists(st.sampled_from(["RequestHeaderModifier", "ResponseHeaderModifier"]), unique=True))
-        rule["filters"] = [draw(_http_filter([k])) for k in kinds]
-    rule["backendRefs"] = draw(st.lists(_backend_ref(), max_size=2))
+        rule["filters"] = [draw(_http_filter([k], namespace, existing)) for k in kinds]
+    rule["backendRefs"] = draw(st.lists(_backend_ref(namespace, existing), min_size=1, max_size=2))
     return rule
 
 
 @st.composite
-def grpc_route_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> Doc:
+def grpc_route_documents(
+    draw: st.DrawFn, name: str | None = None, namespace: str | None = None, existing: ExistingObjects | None = None
+) -> Doc:
     """A GRPCRoute with method and header matches, header filters and weighted backendRefs."""
-    doc, _ = draw(_route("GRPCRoute", name, namespace))
+    doc, ns = draw(_route("GRPCRoute", name, namespace, existing or ExistingObjects()))
     if draw(st.booleans()):
         doc["spec"]["hostnames"] = draw(st.lists(st.sampled_from(HOSTNAMES), max_size=2, unique=True))
-    doc["spec"]["rules"] = draw(st.lists(_grpc_rule(), min_size=1, max_size=2))
+    doc["spec"]["rules"] = draw(st.lists(_grpc_rule(ns, existing or ExistingObjects()), min_size=1, max_size=2))
     return doc
 
 
 @st.composite
-def tcp_route_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> Doc:
+def tcp_route_documents(
+    draw: st.DrawFn, name: str | None = None, namespace: str | None = None, existing: ExistingObjects | None = None
+) -> Doc:
     """A TCPRoute with one rule of weighted backendRefs."""
-    doc, _ = draw(_route("TCPRoute", name, namespace))
-    doc["spec"]["rules"] = [{"backendRefs": draw(st.lists(_backend_ref(), min_size=1, max_size=2))}]
+    doc, ns = draw(_route("TCPRoute", name, namespace, existing or ExistingObjects()))
+    doc["spec"]["rules"] = [
+        {"backendRefs": draw(st.lists(_backend_ref(ns, existing or ExistingObjects()), min_size=1, max_size=2))}
+    ]
     return doc
 
 
@@ -550,6 +592,42 @@ def _any_document() -> st.SearchStrategy[Doc]:
     )
 
 
+def _cross_namespace_refs(docs: Sequence[Doc]) -> list[tuple[str, str, str, str]]:
+    """(route kind, route namespace, Service namespace, Service name) of every cross-namespace backendRef."""
+    found = []
+    for doc in docs:
+        if doc["kind"] not in ("HTTPRoute", "GRPCRoute", "TCPRoute"):
+            continue
+        ns = doc["metadata"]["namespace"]
+        for rule in doc["spec"].get("rules", ()):
+            refs = list(rule.get("backendRefs", ()))
+            refs += [f["requestMirror"]["backendRef"] for f in rule.get("filters", ()) if "requestMirror" in f]
+            for ref in refs:
+                if ref.get("namespace", ns) != ns and ref.get("kind", "Service") == "Service":
+                    found.append((doc["kind"], ns, ref["namespace"], ref["name"]))
+    return sorted(set(found))
+
+
+@st.composite
+def _grants_for_cross_namespace_refs(draw: st.DrawFn, docs: Sequence[Doc]) -> list[Doc]:
+    """ReferenceGrants allowing some of the cross-namespace backendRefs in ``docs`` (by name or for any)."""
+    grants = []
+    for i, (kind, from_ns, to_ns, service) in enumerate(_cross_namespace_refs(docs)):
+        if draw(st.booleans()):
+            to: Doc = {"group": "", "kind": "Service"}
+            if draw(st.booleans()):
+                to["name"] = service
+            grants.append(
+                {
+                    "apiVersion": f"{GATEWAY_API}/v1beta1",
+                    "kind": "ReferenceGrant",
+                    "metadata": _meta(f"allow-{i}", to_ns),
+                    "spec": {"from": [{"group": GATEWAY_API, "kind": kind, "namespace": from_ns}], "to": [to]},
+                }
+            )
+    return grants
+
+
 @st.composite
 def documents(
     draw: st.DrawFn,
@@ -572,11 +650,16 @@ def documents(
     docs: list[Doc] = [draw(namespace_documents(ns)) for ns in NAMESPACES]
     docs += gateway_class_documents(controller_name)
     gateway_keys = draw(
-        st.lists(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(GATEWAYS)), max_size=max_gateways, unique=True)
+        st.lists(
+            st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(GATEWAYS)),
+            min_size=1,
+            max_size=max_gateways,
+            unique=True,
+        )
     )
     docs += [draw(gateway_documents(name, ns)) for ns, name in gateway_keys]
     service_keys = draw(
-        st.lists(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(SERVICES)), max_size=6, unique=True)
+        st.lists(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(SERVICES)), min_size=1, max_size=6, unique=True)
     )
     for ns, name in service_keys:
         docs += draw(service_documents(name, ns))
@@ -584,25 +667,31 @@ def documents(
         st.lists(st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(SECRETS)), max_size=3, unique=True)
     )
     docs += [draw(secret_documents(name, ns)) for ns, name in secret_keys]
+    # Half the routes live next to a Gateway, where the default allowedRoutes (Same) admits them.
+    gateway_namespaces = sorted({ns for ns, _ in gateway_keys})
+    route_namespaces = st.sampled_from(gateway_namespaces) | st.sampled_from(NAMESPACES)
     route_keys = draw(
         st.lists(
             st.tuples(
                 st.sampled_from(["HTTPRoute", "HTTPRoute", "GRPCRoute", "TCPRoute"]),
-                st.sampled_from(NAMESPACES),
+                route_namespaces,
                 st.sampled_from(ROUTES),
             ),
+            min_size=min(2, max_routes),
             max_size=max_routes,
             unique=True,
         )
     )
     makers = {"HTTPRoute": http_route_documents, "GRPCRoute": grpc_route_documents, "TCPRoute": tcp_route_documents}
-    docs += [draw(makers[kind](name, ns)) for kind, ns, name in route_keys]
+    existing = ExistingObjects(tuple(gateway_keys), tuple(service_keys))
+    docs += [draw(makers[kind](name, ns, existing)) for kind, ns, name in route_keys]
     grant_keys = draw(
         st.lists(
             st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(["grant-1", "grant-2"])), max_size=3, unique=True
         )
     )
     docs += [draw(reference_grant_documents(name, ns)) for ns, name in grant_keys]
+    docs += draw(_grants_for_cross_namespace_refs(docs))
     if valid is False or (valid is None and draw(st.booleans())):
         for _ in range(draw(st.integers(min_value=1, max_value=3))):
             i = draw(st.integers(min_value=0, max_value=len(docs) - 1))

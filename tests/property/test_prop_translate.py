@@ -1,0 +1,214 @@
+"""translate() properties over generated Gateway API resource sets.
+
+Never raises; ignores input order; only serves routes on listeners that accepted them; virtual-host
+hostnames are listener/route hostname intersections; no cross-namespace backend without a ReferenceGrant.
+The semantic checks read the generated documents (plain dicts), not nantian's parsed types, so they
+check translate against the Gateway API rules rather than against itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nantian import ir
+from nantian.resources import ObjectRef
+from nantian.testing import strategies as nst
+from nantian.translate import TranslateOptions, Translation, translate
+
+GATEWAY_API = nst.GATEWAY_API
+OPTIONS = TranslateOptions(controller_name=nst.OUR_CONTROLLER, address_pool="127.0.0.0/8")
+Doc = Mapping[str, Any]
+
+
+def _translate(docs: Sequence[Doc]) -> Translation:
+    return translate(nst.build_resource_set(docs), OPTIONS)
+
+
+class World:
+    """The generated documents, indexed by (kind, namespace, name)."""
+
+    def __init__(self, docs: Sequence[Doc]) -> None:
+        self.docs = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d for d in docs}
+
+    def get(self, kind: str, namespace: str, name: str) -> Doc | None:
+        return self.docs.get((kind, namespace, name))
+
+    def of_kind(self, kind: str) -> Iterator[Doc]:
+        return (d for (k, _, _), d in self.docs.items() if k == kind)
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        ns = self.get("Namespace", "", namespace)
+        return ns["metadata"].get("labels", {}) if ns else {}
+
+    def listener(self, section: str) -> tuple[Doc, Doc]:
+        """The Gateway and its listener for an IR ``section`` (``namespace/gateway/listener``)."""
+        namespace, gateway, name = section.split("/")
+        gw = self.get("Gateway", namespace, gateway)
+        assert gw is not None, f"section {section} names a Gateway that does not exist"
+        listeners = [lst for lst in gw["spec"]["listeners"] if lst["name"] == name]
+        assert len(listeners) == 1, f"section {section} names a listener that does not exist"
+        return gw, listeners[0]
+
+    def route(self, route: str) -> Doc:
+        kind, namespace, name = route.split("/")
+        doc = self.get(kind, namespace, name)
+        assert doc is not None, f"IR names route {route} that is not in the input"
+        return doc
+
+    def granted(self, from_kind: str, from_ns: str, to_kind: str, to_ns: str, to_name: str) -> bool:
+        for grant in self.of_kind("ReferenceGrant"):
+            if grant["metadata"]["namespace"] != to_ns:
+                continue
+            spec = grant["spec"]
+            froms = any(
+                f["group"] == GATEWAY_API and f["kind"] == from_kind and f["namespace"] == from_ns for f in spec["from"]
+            )
+            tos = any(
+                t["group"] == "" and t["kind"] == to_kind and t.get("name") in (None, to_name) for t in spec["to"]
+            )
+            if froms and tos:
+                return True
+        return False
+
+
+def _served_routes(
+    snapshot: ir.Snapshot,
+) -> Iterator[tuple[ir.Listener, str, str, tuple[ir.WeightedCluster, ...], tuple[str, ...]]]:
+    """(IR listener, section, route, backends, mirror clusters) for every HTTP and stream route in the IR."""
+    for lst in snapshot.listeners:
+        for vh in lst.virtual_hosts:
+            for r in vh.routes:
+                yield lst, vh.section, r.route, r.backends, tuple(m.cluster for m in r.mirrors)
+        for sr in lst.stream_routes:
+            yield lst, sr.section, sr.route, sr.backends, ()
+
+
+def _condition(conditions: Sequence[Mapping[str, Any]], kind: str) -> str | None:
+    return next((c["status"] for c in conditions if c["type"] == kind), None)
+
+
+def _admits(world: World, gw: Doc, listener: Doc, route: Doc) -> bool:
+    allowed = listener.get("allowedRoutes") or {}
+    namespaces = allowed.get("namespaces") or {}
+    where = namespaces.get("from", "Same")
+    route_ns = route["metadata"]["namespace"]
+    if where == "Same" and route_ns != gw["metadata"]["namespace"]:
+        return False
+    if where == "Selector":
+        labels = world.namespace_labels(route_ns)
+        wanted = namespaces["selector"].get("matchLabels", {})
+        if any(labels.get(k) != v for k, v in wanted.items()):
+            return False
+    kinds = allowed.get("kinds")
+    return kinds is None or any(
+        k["kind"] == route["kind"] and k.get("group", GATEWAY_API) == GATEWAY_API for k in kinds
+    )
+
+
+def _covers(wildcard: str, host: str) -> bool:
+    """``*.example.com`` covers ``a.example.com``, ``x.a.example.com`` and ``*.a.example.com``."""
+    return wildcard.startswith("*.") and host.endswith(wildcard[1:]) and host != wildcard
+
+
+def intersection(listener_hostname: str | None, route_hostnames: Sequence[str]) -> set[str]:
+    """The hostnames a route serves on a listener, per the Gateway API."""
+    if not route_hostnames:
+        return {listener_hostname or "*"}
+    if listener_hostname is None:
+        return set(route_hostnames)
+    out = set()
+    for host in route_hostnames:
+        if host == listener_hostname or _covers(listener_hostname, host):
+            out.add(host)
+        elif _covers(host, listener_hostname):
+            out.add(listener_hostname)
+    return out
+
+
+# --- properties ----------------------------------------------------------------------------------------------
+
+
+@given(nst.documents(valid=None))
+def test_translate_never_raises(docs: list[dict[str, Any]]) -> None:
+    t = _translate(docs)
+    assert t.snapshot.version
+    assert t.snapshot.problems() == [], "translate must publish consistent snapshots"
+    assert all(isinstance(ref, ObjectRef) for ref in t.statuses)
+
+
+@given(nst.documents(valid=None), st.integers(min_value=0, max_value=2**32))
+def test_input_order_never_shows(docs: list[dict[str, Any]], seed: int) -> None:
+    a = _translate(docs)
+    b = _translate(nst.shuffled(docs, seed))
+    assert a.snapshot == b.snapshot
+    assert a.statuses == b.statuses
+
+
+@given(nst.documents())
+def test_served_routes_are_accepted_by_an_admitting_listener(docs: list[dict[str, Any]]) -> None:
+    world = World(docs)
+    t = _translate(docs)
+    for lst, section, route_name, _, _ in _served_routes(t.snapshot):
+        gw, listener = world.listener(section)
+        route = world.route(route_name)
+        gw_ns, gw_name = gw["metadata"]["namespace"], gw["metadata"]["name"]
+        assert lst.gateway == f"{gw_ns}/{gw_name}"
+        assert lst.port == listener["port"]
+        gateway_class = world.get("GatewayClass", "", gw["spec"]["gatewayClassName"])
+        assert gateway_class is not None and gateway_class["spec"]["controllerName"] == nst.OUR_CONTROLLER
+        assert _admits(world, gw, listener, route), f"{route_name} served on {section} whose allowedRoutes refuse it"
+        route_ns = route["metadata"]["namespace"]
+        assert any(
+            p["name"] == gw_name
+            and p.get("namespace", route_ns) == gw_ns
+            and p.get("sectionName") in (None, listener["name"])
+            and p.get("port") in (None, listener["port"])
+            for p in route["spec"]["parentRefs"]
+        ), f"{route_name} served on {section} but none of its parentRefs selects it"
+        status = t.statuses.get(ObjectRef(route["kind"], route_ns, route["metadata"]["name"]), {})
+        parents = [
+            p
+            for p in status.get("parents", ())
+            if p["parentRef"]["name"] == gw_name and p["parentRef"].get("namespace", route_ns) == gw_ns
+        ]
+        assert parents, f"{route_name} is served on {section} but has no status for that Gateway"
+        assert any(_condition(p["conditions"], "Accepted") == "True" for p in parents)
+        assert all(p["controllerName"] == nst.OUR_CONTROLLER for p in parents)
+        gw_status = t.statuses.get(ObjectRef("Gateway", gw_ns, gw_name), {})
+        listener_status = [s for s in gw_status.get("listeners", ()) if s["name"] == listener["name"]]
+        assert listener_status and _condition(listener_status[0]["conditions"], "Accepted") == "True"
+
+
+@given(nst.documents())
+def test_virtual_host_names_are_listener_route_intersections(docs: list[dict[str, Any]]) -> None:
+    world = World(docs)
+    t = _translate(docs)
+    for lst in t.snapshot.listeners:
+        for vh in lst.virtual_hosts:
+            _, listener = world.listener(vh.section)
+            assert vh.section_hostname == listener.get("hostname")
+            for r in vh.routes:
+                route = world.route(r.route)
+                allowed = intersection(listener.get("hostname"), route["spec"].get("hostnames", ()))
+                assert vh.hostname in allowed, f"{r.route} on {vh.section}: {vh.hostname} not in {sorted(allowed)}"
+
+
+@given(nst.documents())
+def test_no_cross_namespace_backend_without_a_reference_grant(docs: list[dict[str, Any]]) -> None:
+    world = World(docs)
+    t = _translate(docs)
+    for _, _, route_name, backends, mirrors in _served_routes(t.snapshot):
+        kind, route_ns, _ = route_name.split("/")
+        clusters = [b.cluster for b in backends if b.cluster is not None] + list(mirrors)
+        for cluster in clusters:
+            namespace, rest = cluster.split("/", 1)
+            service = rest.split(":", 1)[0]
+            assert world.get("Service", namespace, service) is not None, f"{cluster}: no such Service"
+            if namespace != route_ns:
+                assert world.granted(kind, route_ns, "Service", namespace, service), (
+                    f"{route_name} reaches {cluster} without a ReferenceGrant"
+                )
