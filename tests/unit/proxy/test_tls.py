@@ -9,16 +9,21 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import trustme
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nantian import ir
-from nantian.errors import ConfigRejected
+from nantian.errors import ConfigRejected, RemoteProtocolError
 from nantian.proxy.tls import (
+    ClientHello,
     ServerTls,
     TlsSession,
     build_server_context,
     build_server_tls,
     build_upstream_tls,
     hostname_matches,
+    peek_client_hello,
+    select_stream_route,
 )
 
 TIMEOUT = 5.0
@@ -390,3 +395,94 @@ async def test_unknown_sni_without_a_catch_all_section_selects_none(
         (None, "elsewhere.test"),
         ("ns/gw/deep", "x.deep.example.com"),
     ]
+
+
+# --- ClientHello peeking (TLS passthrough) ----------------------------------------------------------------------
+
+
+def _client_hello(server_hostname: str | None, alpn: list[str] | None = None) -> bytes:
+    ctx = ssl.create_default_context()
+    if server_hostname is None:
+        ctx.check_hostname = False
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    conn = ctx.wrap_bio(incoming, outgoing, server_hostname=server_hostname)
+    with pytest.raises(ssl.SSLWantReadError):
+        conn.do_handshake()
+    return outgoing.read()
+
+
+def test_peek_client_hello_reads_sni_and_alpn() -> None:
+    hello = peek_client_hello(_client_hello("Backend.Example.COM", ["h2", "http/1.1"]))
+    assert hello == ClientHello(server_name="backend.example.com", alpn=("h2", "http/1.1"))
+    assert peek_client_hello(_client_hello(None)) == ClientHello(server_name=None, alpn=())
+
+
+def test_peek_client_hello_waits_for_the_whole_hello() -> None:
+    data = _client_hello("a.example.com")
+    for n in range(len(data)):
+        assert peek_client_hello(data[:n]) is None
+    assert peek_client_hello(data + b"trailing bytes are ignored") == ClientHello(server_name="a.example.com")
+
+
+def test_peek_client_hello_across_records() -> None:
+    data = _client_hello("split.example.com")
+    handshake = data[5:]
+    half = len(handshake) // 2
+    records = b"".join(
+        b"\x16\x03\x01" + len(part).to_bytes(2, "big") + part for part in (handshake[:half], handshake[half:])
+    )
+    assert peek_client_hello(records[: len(records) - 1]) is None
+    assert peek_client_hello(records) == ClientHello(server_name="split.example.com")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x00\x05\x02\x00\x00\x01\x00",  # a ServerHello, not a ClientHello
+        b"\x16\x03\x01\x00\x08\x01\x00\x00\x04\x03\x03\x00\x00",  # truncated inside the hello body
+    ],
+)
+def test_peek_client_hello_rejects_what_is_not_a_client_hello(data: bytes) -> None:
+    with pytest.raises(RemoteProtocolError):
+        peek_client_hello(data)
+
+
+@given(st.binary(max_size=300))
+def test_peek_client_hello_never_fails_otherwise(data: bytes) -> None:
+    with contextlib.suppress(RemoteProtocolError):
+        peek_client_hello(data)
+
+
+@given(st.integers(min_value=0, max_value=400), st.binary(min_size=1, max_size=8))
+def test_peek_client_hello_survives_corruption(at: int, junk: bytes) -> None:
+    data = bytearray(HELLO)
+    at %= len(data)
+    data[at : at + len(junk)] = junk
+    with contextlib.suppress(RemoteProtocolError):
+        peek_client_hello(bytes(data))
+
+
+HELLO = _client_hello("fuzz.example.com", ["h2"])
+
+
+def _stream_route(name: str, *hostnames: str) -> ir.StreamRoute:
+    return ir.StreamRoute(name=name, route=f"TLSRoute/ns/{name}", section="ns/gw/tls", hostnames=hostnames)
+
+
+def test_select_stream_route_by_sni() -> None:
+    routes = [
+        _stream_route("any"),
+        _stream_route("wild", "*.example.com"),
+        _stream_route("deep", "*.a.example.com"),
+        _stream_route("exact", "x.a.example.com", "other.test"),
+    ]
+    assert select_stream_route(routes, "x.a.example.com") == routes[3]
+    assert select_stream_route(routes, "y.a.example.com") == routes[2]
+    assert select_stream_route(routes, "b.example.com") == routes[1]
+    assert select_stream_route(routes, "elsewhere.test") == routes[0]
+    assert select_stream_route(routes, None) == routes[0]
+    assert select_stream_route(routes[1:], "elsewhere.test") is None
+    assert select_stream_route(routes[1:], None) is None
