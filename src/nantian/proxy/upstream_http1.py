@@ -30,8 +30,10 @@ __all__ = ["Http1Connection", "Http1Pool", "ResponseConsumer"]
 
 log = logging.getLogger(__name__)
 
-MAX_IDLE = 64
-"""Idle keep-alive connections kept per endpoint."""
+MAX_IDLE = 1024
+"""Idle keep-alive connections kept per endpoint (as many as concurrent requests needed, up to this)."""
+IDLE_TIMEOUT = 60.0
+"""Seconds an idle upstream connection is kept before it is closed instead of reused."""
 
 
 class ResponseConsumer(Protocol):
@@ -120,6 +122,7 @@ class Http1Connection(asyncio.Protocol):
         self._tunnel: _Tunnel | None = None
         self._framed = True
         self.reused = False
+        self.idle_since = 0.0
 
     # -- asyncio callbacks -------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -445,18 +448,30 @@ class Http1Pool:
         return len(self._idle)
 
     def take_idle(self) -> Http1Connection | None:
-        """A usable idle connection, if one is ready now (the callback fast path never waits for a connect)."""
-        while self._idle:
-            conn = self._idle.pop()
+        """A usable idle connection, if one is ready now (the callback fast path never waits for a connect).
+
+        Most recently used first; connections idle longer than ``IDLE_TIMEOUT`` are closed on the way.
+        """
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
             if conn.usable:
+                if conn.idle_since < self._loop_time() - IDLE_TIMEOUT:
+                    conn.close()
+                    continue
                 return conn
         return None
+
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
     def _release(self, conn: Http1Connection) -> None:
         if self._closed or len(self._idle) >= MAX_IDLE:
             conn.close()
             return
         conn.reused = True
+        conn.idle_since = self._loop_time()
         self._idle.append(conn)
 
     def _forget(self, conn: Http1Connection) -> None:
@@ -489,15 +504,13 @@ class Http1Pool:
     async def request(self, req: UpstreamRequest, body: BodySource) -> _Response:
         self._active += 1
         try:
-            while self._idle:
-                conn = self._idle.pop()
-                if conn.usable:
-                    try:
-                        return await conn.send(req, body)
-                    except UpstreamError as exc:
-                        if exc.kind != "reset" or conn.received_any or not isinstance(body, EmptyBody):
-                            raise
-                        log.debug("upstream.stale_connection endpoint=%s:%s", self.address, self.port)
+            while (conn := self.take_idle()) is not None:
+                try:
+                    return await conn.send(req, body)
+                except UpstreamError as exc:
+                    if exc.kind != "reset" or conn.received_any or not isinstance(body, EmptyBody):
+                        raise
+                    log.debug("upstream.stale_connection endpoint=%s:%s", self.address, self.port)
             conn = await self._connect()
             return await conn.send(req, body)
         finally:
