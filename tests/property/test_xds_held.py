@@ -5,7 +5,7 @@ target snapshot."""
 from __future__ import annotations
 
 import attrs
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nantian import ir
@@ -45,6 +45,7 @@ def related_snapshots(draw: st.DrawFn) -> tuple[ir.Snapshot, ir.Snapshot]:
     return a, ir.Snapshot.from_resources(out.values())
 
 
+@settings(max_examples=40)  # each example builds several whole snapshots: keep CI fast
 @given(nst.ir_snapshots(max_resources=3, consistent=False))
 def test_full_snapshot_decodes_with_the_builders_version(snapshot: ir.Snapshot) -> None:
     wire = pb.Snapshot.FromString(encode_snapshot(snapshot, "1").SerializeToString())
@@ -53,6 +54,7 @@ def test_full_snapshot_decodes_with_the_builders_version(snapshot: ir.Snapshot) 
     assert held.version == snapshot.version
 
 
+@settings(max_examples=40)  # each example builds several whole snapshots: keep CI fast
 @given(related_snapshots())
 def test_encoded_delta_applies_to_the_target(pair: tuple[ir.Snapshot, ir.Snapshot]) -> None:
     a, b = pair
