@@ -189,6 +189,8 @@ class _Outbound:
     size: int = 0
     end: bool = False
     trailers: list[tuple[bytes, bytes]] | None = None
+    reset_after: bool = False
+    """Send RST_STREAM(NO_ERROR) once the end went out (we answered before the peer finished sending)."""
 
 
 class H2Core:
@@ -378,6 +380,25 @@ class H2Core:
         out = self._outbound.get(stream_id)
         return out.size if out is not None else 0
 
+    def _finished(self, stream_id: int, out: _Outbound) -> None:
+        del self._outbound[stream_id]
+        if out.reset_after:
+            self.reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+
+    @property
+    def pending_output(self) -> bool:
+        """Some stream still has data or an end waiting for flow-control window."""
+        return bool(self._outbound)
+
+    def stop_peer_after_end(self, stream_id: int) -> None:
+        """We answered but the peer still sends its body: RST_STREAM(NO_ERROR) once our end is out (RFC 9113
+        section 8.1), so a response still waiting for window is not cut short."""
+        out = self._outbound.get(stream_id)
+        if out is not None:
+            out.reset_after = True
+        else:
+            self.reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+
     def reset(self, stream_id: int, error_code: int = h2.errors.ErrorCodes.CANCEL) -> None:
         """Abort a stream (RST_STREAM) and drop what is buffered for it. Safe on closed streams."""
         self._outbound.pop(stream_id, None)
@@ -417,13 +438,13 @@ class H2Core:
                 last = out.end and not out.chunks and out.trailers is None
                 self._conn.send_data(stream_id, piece, end_stream=last)
                 if last:
-                    del self._outbound[stream_id]
+                    self._finished(stream_id, out)
                     return
             if out.end:
-                del self._outbound[stream_id]
                 if out.trailers is not None:
                     self._conn.send_headers(stream_id, out.trailers, end_stream=True)
                 else:
                     self._conn.end_stream(stream_id)
+                self._finished(stream_id, out)
         except h2.exceptions.StreamClosedError:
             self._outbound.pop(stream_id, None)

@@ -298,12 +298,10 @@ class H2ServerProtocol(H2Protocol):
             return
         self.core.goaway()
         self.flush()
-        if not self._tasks:
-            self.close()
+        self._close_if_drained()
 
     def on_goaway(self, event: _h2.ConnectionEnded) -> None:
-        if not self._tasks:
-            self.close()
+        self._close_if_drained()
 
     def on_headers(self, event: _h2.HeadersReceived) -> None:
         sid = event.stream_id
@@ -363,16 +361,23 @@ class H2ServerProtocol(H2Protocol):
         self._tasks.pop(sid, None)
         self.streams.pop(sid, None)
         if not stream.ended and not stream.broken:
-            # We answered before the request body ended: tell the client to stop sending it (RFC 9113 8.1).
-            self.core.reset(sid, h2.errors.ErrorCodes.NO_ERROR)
+            # We answered before the request body ended: tell the client to stop sending it.
+            self.core.stop_peer_after_end(sid)
             self.flush()
         stream.discard()
-        if self._tasks:
-            return
-        if self.core.closed:
-            self.close()
-        else:
+        if not self._tasks:
             self._arm_idle()
+            self._close_if_drained()
+
+    def _close_if_drained(self) -> None:
+        """After GOAWAY (either way): close once no stream is served and no response waits for window."""
+        if self.core.closed and not self._tasks and not self.core.pending_output:
+            self.close()
+
+    def dispatch(self, event: _h2.Event) -> None:
+        super().dispatch(event)
+        if isinstance(event, _h2.SendWindowOpened) and self.core.closed:
+            self._close_if_drained()
 
     def _accept_tunnel(self, stream: H2Stream, sink: H2ResponseSink, status: int, headers: Headers) -> ByteStream:
         """``Exchange.upgrade`` of an extended CONNECT: answer 200 and hand the stream over as a byte stream."""

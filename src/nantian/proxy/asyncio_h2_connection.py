@@ -271,6 +271,11 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
         self.core.end_stream(stream.stream_id, _h2.outbound_headers(trailers) if trailers else None)
         self.flush()
 
+    def abort(self) -> None:
+        """Drop the connection now (the runtime's last resort after a drain timeout)."""
+        if self.transport is not None:
+            self.transport.abort()
+
     def close(self) -> None:
         """Write what is queued (a GOAWAY, the last frames), then close the transport."""
         if self.transport is not None:

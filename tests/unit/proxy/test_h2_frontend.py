@@ -42,6 +42,10 @@ class Handler:
             while chunk := await exchange.body.read():
                 await sink.send(chunk)
             await sink.end(exchange.body.trailers or [("x-trailer", "none")])
+        elif head.target == "/early":  # answers without reading the request body
+            await sink.start(200, [])
+            await sink.send(b"e" * 100_000)
+            await sink.end()
         elif head.target == "/big":
             await sink.start(200, [])
             try:
@@ -471,5 +475,20 @@ async def test_a_request_without_authority_or_host_is_a_protocol_error() -> None
             await client.flush()
             ev = await client.until(ConnectionEnded)
             assert isinstance(ev, ConnectionEnded) and ev.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+        finally:
+            client.close()
+
+
+async def test_an_early_answer_is_sent_whole_before_the_upload_is_stopped() -> None:
+    async with serving(Handler()) as port:
+        client = await RawClient.connect(port)
+        try:
+            client.conn.send_headers(1, _req("/early", "POST"))
+            client.conn.send_data(1, b"still uploading")
+            await client.flush()
+            await client.until(h2.events.StreamEnded, 1)
+            reset = await client.until(h2.events.StreamReset, 1)
+            assert isinstance(reset, h2.events.StreamReset) and reset.error_code == h2.errors.ErrorCodes.NO_ERROR
+            assert len(client.body(1)) == 100_000  # the 65,535-byte window did not cut the answer short
         finally:
             client.close()
