@@ -183,8 +183,9 @@ class _Connection(H2Protocol):
             while chunk := await body.read():
                 await self.send_data(stream, chunk)
             self.end_stream(stream, body.trailers)
-        except RemoteProtocolError:
+        except (RemoteProtocolError, OSError) as exc:
             # The downstream broke its request body: the upstream must not take a truncated request as complete.
+            log.debug("upstream_h2.request_body_failed endpoint=%s error=%r", self.pool.endpoint, exc)
             if not stream.broken:
                 self.reset_stream(stream)
         finally:
