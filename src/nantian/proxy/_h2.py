@@ -235,6 +235,8 @@ class H2Core:
         if enable_connect_protocol:
             settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1
         self._conn.local_settings = h2.settings.Settings(client=client_side, initial_values=settings)
+        # Initial values count as already acknowledged, so h2 never copies this one into its HPACK decoder.
+        self._conn.decoder.max_header_list_size = max_header_list_size
         self._connection_window = max(connection_window_size, initial_window_size)
         self._outbound: dict[int, _Outbound] = {}
         self._goaway = b""

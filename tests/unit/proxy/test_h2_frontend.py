@@ -492,3 +492,18 @@ async def test_an_early_answer_is_sent_whole_before_the_upload_is_stopped() -> N
             assert len(client.body(1)) == 100_000  # the 65,535-byte window did not cut the answer short
         finally:
             client.close()
+
+
+async def test_an_oversized_header_block_is_refused() -> None:
+    handler = Handler()
+    async with serving(handler, options=H2Options(max_header_list_size=8192)) as port:
+        client = await RawClient.connect(port)
+        try:
+            await client.until(h2.events.RemoteSettingsChanged)
+            client.conn.send_headers(1, _req("/", **{"x-big": "v" * 20_000}), end_stream=True)
+            await client.flush()
+            ev = await client.until(ConnectionEnded)
+            assert isinstance(ev, ConnectionEnded) and ev.error_code != 0
+        finally:
+            client.close()
+    assert handler.seen == []
