@@ -109,6 +109,9 @@ def apply_filters(
             problems.add(result)
 
 
+_NOTHING_LIFTED: tuple[None, None] = (None, None)
+
+
 def weighted_backends(
     refs: Sequence[HTTPBackendRef | GRPCBackendRef | BackendRef],
     problems: Problems,
@@ -142,34 +145,41 @@ def weighted_backends(
             problems.services.add(res.service)
         if res.cluster is None and res.reason != "ResolvedRefs":
             problems.add(Problem("ResolvedRefs", res.reason, res.message))
-        own = RuleFilters()
-        apply_filters(
-            ref.filters if isinstance(ref, HTTPBackendRef | GRPCBackendRef) else (),
-            own,
-            problems,
-            resolver=resolver,
-            resources=resources,
-            route_kind=route_kind,
-            route_ns=route_ns,
-            client_cert=client_cert,
-        )
-        if own.mirrors or own.cors or own.plugins:
-            problems.add(
-                Problem(
-                    "Accepted", "UnsupportedValue", "backendRef filters may only modify headers, redirect or rewrite"
-                )
+        filters = ref.filters if isinstance(ref, HTTPBackendRef | GRPCBackendRef) else ()
+        request_headers = response_headers = None
+        if filters:
+            own = RuleFilters()
+            apply_filters(
+                filters,
+                own,
+                problems,
+                resolver=resolver,
+                resources=resources,
+                route_kind=route_kind,
+                route_ns=route_ns,
+                client_cert=client_cert,
             )
-        lifted.append((own.redirect, own.rewrite))
-        weight = ref.weight
+            if own.mirrors or own.cors or own.plugins:
+                problems.add(
+                    Problem(
+                        "Accepted",
+                        "UnsupportedValue",
+                        "backendRef filters may only modify headers, redirect or rewrite",
+                    )
+                )
+            lifted.append((own.redirect, own.rewrite))
+            request_headers, response_headers = own.request_headers, own.response_headers
+        else:
+            lifted.append(_NOTHING_LIFTED)
         out.append(
             WeightedCluster(
                 cluster=res.cluster,
-                weight=max(0, int(weight)),
-                request_headers=own.request_headers,
-                response_headers=own.response_headers,
+                weight=ref.weight if ref.weight > 0 else 0,
+                request_headers=request_headers,
+                response_headers=response_headers,
             )
         )
-    if lifted and any(r != (None, None) for r in lifted):
+    if any(r is not _NOTHING_LIFTED and r != _NOTHING_LIFTED for r in lifted):
         if all(r == lifted[0] for r in lifted):
             redirect, rewrite = lifted[0]
             rule_filters.redirect = rule_filters.redirect or redirect
@@ -221,12 +231,16 @@ def _match(m: HTTPRouteMatch) -> HttpMatch:
     return HttpMatch(
         path=PathMatch(type=_PATH_TYPES.get(path.type, PathMatchType.PREFIX), value=path.value),
         headers=tuple(
-            HeaderMatch(name=h.name.lower(), value=h.value, type=_STRING_TYPES.get(h.type, StringMatchType.EXACT))
-            for h in m.headers
+            [
+                HeaderMatch(name=h.name.lower(), value=h.value, type=_STRING_TYPES.get(h.type, StringMatchType.EXACT))
+                for h in m.headers
+            ]
         ),
         query=tuple(
-            QueryMatch(name=q.name, value=q.value, type=_STRING_TYPES.get(q.type, StringMatchType.EXACT))
-            for q in m.query_params
+            [
+                QueryMatch(name=q.name, value=q.value, type=_STRING_TYPES.get(q.type, StringMatchType.EXACT))
+                for q in m.query_params
+            ]
         ),
         method=m.method,
     )
@@ -306,16 +320,35 @@ def compile_http_route(
     entries: list[tuple[MatchKey, HttpRoute]] = []
     for ri, rule in enumerate(route.spec.rules):
         rf = RuleFilters()
-        common = {"resolver": resolver, "resources": resources, "route_kind": "HTTPRoute", "route_ns": ns}
-        apply_filters(rule.filters, rf, problems, client_cert=client_cert, **common)  # type: ignore[arg-type]
-        backends = weighted_backends(rule.backend_refs, problems, rf, client_cert=client_cert, **common)  # type: ignore[arg-type]
+        if rule.filters:
+            apply_filters(
+                rule.filters,
+                rf,
+                problems,
+                resolver=resolver,
+                resources=resources,
+                route_kind="HTTPRoute",
+                route_ns=ns,
+                client_cert=client_cert,
+            )
+        backends = weighted_backends(
+            rule.backend_refs,
+            problems,
+            rf,
+            resolver=resolver,
+            resources=resources,
+            route_kind="HTTPRoute",
+            route_ns=ns,
+            client_cert=client_cert,
+        )
         timeouts, retry = _timeouts_retry(rule, problems)
         for mi, m in enumerate(rule.matches):
             match = _match(m)
             check_match(match, problems)
-            prefix_mods = [x.path for x in (rf.rewrite, rf.redirect) if x is not None and x.path is not None]
-            if match.path.type != PathMatchType.PREFIX and any(p.type == PathModifierType.PREFIX for p in prefix_mods):
-                problems.add(Problem("Accepted", "UnsupportedValue", "ReplacePrefixMatch needs a PathPrefix match"))
+            if match.path.type != PathMatchType.PREFIX and (rf.rewrite is not None or rf.redirect is not None):
+                mods = [x.path for x in (rf.rewrite, rf.redirect) if x is not None and x.path is not None]
+                if any(p.type == PathModifierType.PREFIX for p in mods):
+                    problems.add(Problem("Accepted", "UnsupportedValue", "ReplacePrefixMatch needs a PathPrefix match"))
             try:
                 ir = build_route(
                     kind="HTTPRoute",
