@@ -110,48 +110,36 @@ class _Matcher(Generic[T]):
             for q in match.query
         )
 
-    def matches_rest(
-        self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]], cache: dict[str, object]
-    ) -> bool:
-        if self.method is not None and self.method != method:
+
+def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Header values by name; repeated headers joined with commas (how Gateway API header matches see them)."""
+    acc: dict[str, str] = {}
+    for k, v in headers:
+        acc[k] = f"{acc[k]},{v}" if k in acc else v
+    return acc
+
+
+def _query_map(query: str) -> dict[str, str]:
+    """The first value of each query parameter."""
+    acc: dict[str, str] = {}
+    for k, v in parse_qsl(query, keep_blank_values=True):
+        acc.setdefault(k, v)
+    return acc
+
+
+def _values_match(
+    conditions: tuple[tuple[str, str | None, re.Pattern[str] | None], ...], values: dict[str, str]
+) -> bool:
+    for name, exact, rx in conditions:
+        got = values.get(name)
+        if got is None:
             return False
-        if self.path_regex is not None and self.path_regex.fullmatch(path) is None:
+        if exact is not None:
+            if got != exact:
+                return False
+        elif rx is not None and rx.fullmatch(got) is None:
             return False
-        if self.headers:
-            hmap = cache.get("h")
-            if hmap is None:
-                acc: dict[str, str] = {}
-                for k, v in headers:
-                    acc[k] = f"{acc[k]},{v}" if k in acc else v
-                cache["h"] = hmap = acc
-            assert isinstance(hmap, dict)
-            for name, exact, rx in self.headers:
-                got = hmap.get(name)
-                if got is None:
-                    return False
-                if exact is not None:
-                    if got != exact:
-                        return False
-                elif rx is not None and rx.fullmatch(got) is None:
-                    return False
-        if self.query:
-            qmap = cache.get("q")
-            if qmap is None:
-                qacc: dict[str, str] = {}
-                for k, v in parse_qsl(query, keep_blank_values=True):
-                    qacc.setdefault(k, v)
-                cache["q"] = qmap = qacc
-            assert isinstance(qmap, dict)
-            for name, exact, rx in self.query:
-                got = qmap.get(name)
-                if got is None:
-                    return False
-                if exact is not None:
-                    if got != exact:
-                        return False
-                elif rx is not None and rx.fullmatch(got) is None:
-                    return False
-        return True
+    return True
 
 
 def _prefix_key(prefix: str) -> str:
@@ -165,7 +153,7 @@ class RouteTable(Generic[T]):
     Exact paths and path prefixes are indexed by path, so only routes whose path can match are checked.
     """
 
-    __slots__ = ("_all_regex", "_exact", "_prefix", "_regex", "size")
+    __slots__ = ("_exact", "_prefix", "_regex", "size")
 
     def __init__(self, entries: Sequence[tuple[HttpMatch, T]]) -> None:
         self._exact: dict[str, list[_Matcher[T]]] = {}
@@ -179,7 +167,6 @@ class RouteTable(Generic[T]):
                 self._prefix.setdefault(_prefix_key(match.path.value), []).append(m)
             else:
                 self._regex.append(m)
-        self._all_regex = self._regex
         self.size = len(entries)
 
     def candidates(self, path: str) -> list[_Matcher[T]]:
@@ -193,15 +180,18 @@ class RouteTable(Generic[T]):
             found = prefix.get("")
             if found is not None:
                 groups.append(found)
+            last = ""
             slash = path.find("/", 1)
             while slash > 0:
-                found = prefix.get(path[:slash])
+                last = path[:slash]
+                found = prefix.get(last)
                 if found is not None:
                     groups.append(found)
                 slash = path.find("/", slash + 1)
-            if len(path) > 1:
-                found = prefix.get(path.rstrip("/") if path.endswith("/") else path)
-                if found is not None and found not in groups:
+            whole = path.rstrip("/")
+            if whole and whole != last:
+                found = prefix.get(whole)
+                if found is not None:
                     groups.append(found)
         if self._regex:
             groups.append(self._regex)
@@ -213,8 +203,22 @@ class RouteTable(Generic[T]):
 
     def match(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]]) -> T | None:
         """The first route (in IR order) matching the request, or ``None``."""
-        cache: dict[str, object] = {}
+        hmap: dict[str, str] | None = None
+        qmap: dict[str, str] | None = None
         for m in self.candidates(path):
-            if m.matches_rest(method, path, query, headers, cache):
-                return m.value
+            if m.method is not None and m.method != method:
+                continue
+            if m.path_regex is not None and m.path_regex.fullmatch(path) is None:
+                continue
+            if m.headers:
+                if hmap is None:
+                    hmap = _header_map(headers)
+                if not _values_match(m.headers, hmap):
+                    continue
+            if m.query:
+                if qmap is None:
+                    qmap = _query_map(query)
+                if not _values_match(m.query, qmap):
+                    continue
+            return m.value
         return None

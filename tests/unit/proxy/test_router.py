@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nantian import ir
 from nantian.proxy.router import HostMap, RouteTable, host_of, split_target
@@ -116,3 +118,59 @@ def test_repeated_headers_are_joined_with_commas() -> None:
 def test_bad_regex_raises_when_compiled() -> None:
     with pytest.raises(re.error):
         RouteTable([(_m("(", ir.PathMatchType.REGEX), "x")])
+
+
+def _naive(
+    entries: list[tuple[ir.HttpMatch, int]], method: str, path: str, headers: list[tuple[str, str]]
+) -> int | None:
+    """The reference: check every route in order."""
+    for match, value in entries:
+        p = match.path
+        if p.type is ir.PathMatchType.EXACT and path != p.value:
+            continue
+        if p.type is ir.PathMatchType.PREFIX:
+            pre = p.value.rstrip("/")
+            if not (path == pre or path.startswith(pre + "/") or pre == ""):
+                continue
+        if p.type is ir.PathMatchType.REGEX and re.fullmatch(p.value, path) is None:
+            continue
+        if match.method is not None and match.method != method:
+            continue
+        hmap = dict(headers)
+        if any(hmap.get(h.name) != h.value for h in match.headers):
+            continue
+        return value
+    return None
+
+
+segments = st.sampled_from(["a", "b", "ab", ""])
+paths = st.lists(segments, min_size=0, max_size=4).map(lambda parts: "/" + "/".join(parts))
+
+
+@st.composite
+def matches(draw: st.DrawFn) -> ir.HttpMatch:
+    kind = draw(st.sampled_from(list(ir.PathMatchType)))
+    value = draw(paths) if kind is not ir.PathMatchType.REGEX else draw(st.sampled_from(["/a.*", "/b/[a-z]+", ".*"]))
+    headers = draw(
+        st.lists(
+            st.builds(ir.HeaderMatch, name=st.sampled_from(["x-a", "x-b"]), value=st.sampled_from(["1", "2"])),
+            max_size=2,
+        )
+    )
+    method = draw(st.sampled_from([None, "GET", "POST"]))
+    return ir.HttpMatch(path=ir.PathMatch(type=kind, value=value), headers=tuple(headers), method=method)
+
+
+@given(
+    st.lists(matches(), max_size=12),
+    st.sampled_from(["GET", "POST"]),
+    paths,
+    st.lists(
+        st.tuples(st.sampled_from(["x-a", "x-b"]), st.sampled_from(["1", "2"])), max_size=2, unique_by=lambda h: h[0]
+    ),
+)
+def test_indexed_table_agrees_with_a_linear_scan(
+    ms: list[ir.HttpMatch], method: str, path: str, headers: list[tuple[str, str]]
+) -> None:
+    entries = [(m, i) for i, m in enumerate(ms)]
+    assert RouteTable(entries).match(method, path, "", headers) == _naive(entries, method, path, headers)
