@@ -67,6 +67,7 @@ class MaterialSpec:
 
     @property
     def key(self) -> tuple[str, str, str]:
+        """(kind, namespace, name): one object per key."""
         return (self.kind, self.namespace, self.name)
 
 

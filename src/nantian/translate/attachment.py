@@ -46,6 +46,7 @@ class Attachment:
 
     @property
     def accepted(self) -> bool:
+        """At least one listener admits the route."""
         return bool(self.listeners)
 
 

@@ -21,6 +21,7 @@ class Problems:
     services: set[tuple[str, str]] = attrs.field(factory=set)
 
     def add(self, problem: Problem) -> None:
+        """Keep ``problem`` if it is the first of its condition."""
         if problem.condition == "Accepted":
             if self.accepted is None:
                 self.accepted = problem

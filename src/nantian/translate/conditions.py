@@ -10,6 +10,7 @@ Condition = dict[str, Any]
 
 
 def status_bool(value: bool) -> str:
+    """``"True"`` or ``"False"``, as condition statuses are written."""
     return "True" if value else "False"
 
 

@@ -58,6 +58,7 @@ class Problem:
 
 
 def header_modifier(f: HTTPHeaderFilter) -> HeaderModifier:
+    """A Request/ResponseHeaderModifier filter as an IR header modifier."""
     return HeaderModifier(
         set=tuple(Header(name=h.name, value=h.value) for h in f.set),
         add=tuple(Header(name=h.name, value=h.value) for h in f.add),
@@ -66,6 +67,7 @@ def header_modifier(f: HTTPHeaderFilter) -> HeaderModifier:
 
 
 def path_modifier(p: HTTPPathModifier | None) -> PathModifier | Problem | None:
+    """ReplaceFullPath / ReplacePrefixMatch as an IR path modifier."""
     if p is None:
         return None
     if p.type == "ReplaceFullPath" and p.replace_full_path is not None:
@@ -76,6 +78,7 @@ def path_modifier(p: HTTPPathModifier | None) -> PathModifier | Problem | None:
 
 
 def redirect(f: HTTPRequestRedirectFilter) -> Redirect | Problem:
+    """A RequestRedirect filter; status codes, ports and schemes the IR cannot carry are problems."""
     path = path_modifier(f.path)
     if isinstance(path, Problem):
         return path
@@ -89,6 +92,7 @@ def redirect(f: HTTPRequestRedirectFilter) -> Redirect | Problem:
 
 
 def rewrite(f: HTTPURLRewriteFilter) -> Rewrite | Problem:
+    """A URLRewrite filter (hostname and/or path)."""
     path = path_modifier(f.path)
     if isinstance(path, Problem):
         return path
@@ -98,6 +102,7 @@ def rewrite(f: HTTPURLRewriteFilter) -> Rewrite | Problem:
 def mirror(
     f: HTTPRequestMirrorFilter, resolver: BackendResolver, route_kind: str, route_ns: str, client_cert: str | None
 ) -> Mirror | Problem:
+    """A RequestMirror filter: its backendRef resolves like any other; percent or fraction becomes a percentage."""
     ref = f.backend_ref
     res = resolver.resolve(
         group=ref.group,
@@ -122,6 +127,7 @@ def mirror(
 
 
 def cors(f: HTTPCORSFilter) -> Cors:
+    """The CORS filter as is."""
     return Cors(
         allow_origins=tuple(f.allow_origins),
         allow_methods=tuple(f.allow_methods),

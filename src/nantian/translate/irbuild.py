@@ -23,9 +23,11 @@ class GatewayRoutes:
     streams: dict[str, list[tuple[RouteAge, StreamRoute]]] = attrs.field(factory=dict)
 
     def add_http(self, listener: ListenerState, hostname: str, entries: Sequence[tuple[MatchKey, HttpRoute]]) -> None:
+        """Routes of one route object served on ``listener`` for ``hostname``."""
         self.vhosts.setdefault(listener.section, {}).setdefault(hostname, []).extend(entries)
 
     def add_stream(self, listener: ListenerState, age: RouteAge, route: StreamRoute) -> None:
+        """A stream route served on ``listener``; ``age`` orders routes of one listener (oldest first)."""
         self.streams.setdefault(listener.section, []).append((age, route))
 
 

@@ -55,6 +55,7 @@ class RouteContext:
         """(namespace, service) -> Gateways whose accepted routes use it (BackendTLSPolicy ancestors)."""
 
     def routes_for(self, gateway: ObjectRef) -> GatewayRoutes:
+        """What routes contributed so far to ``gateway``."""
         found = self.ir.get(gateway)
         if found is None:
             found = self.ir[gateway] = GatewayRoutes()

@@ -45,14 +45,17 @@ class ListenerState:
 
     @property
     def name(self) -> str:
+        """The listener name (``sectionName``)."""
         return self.spec.name
 
     @property
     def port(self) -> int:
+        """The Gateway port."""
         return self.spec.port
 
     @property
     def hostname(self) -> str | None:
+        """The listener hostname, ``None`` for any."""
         return self.spec.hostname
 
     @property
@@ -62,13 +65,16 @@ class ListenerState:
 
     @property
     def resolved_ok_for_serving(self) -> bool:
+        """Unresolved route kinds leave the supported ones working; other unresolved references do not."""
         return self.resolved or self.resolved_reason == "InvalidRouteKinds"
 
     def fail_accepted(self, reason: str, message: str) -> None:
+        """Record the first reason the listener is not accepted."""
         if self.accepted:
             self.accepted, self.accepted_reason, self.accepted_message = False, reason, message
 
     def fail_resolved(self, reason: str, message: str) -> None:
+        """Record the first reference the listener cannot resolve."""
         if self.resolved:
             self.resolved, self.resolved_reason, self.resolved_message = False, reason, message
 
