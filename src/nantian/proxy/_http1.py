@@ -44,17 +44,26 @@ def status_line(status: int) -> bytes:
     return line if line is not None else f"HTTP/1.1 {status} \r\n".encode("latin-1")
 
 
+_PLAIN_CONNECTION_TOKENS = frozenset({"keep-alive", "close", "upgrade"})
+
+
 def end_to_end(headers: Headers) -> Headers:
     """``headers`` without hop-by-hop fields, including any named in ``connection`` (``te: trailers`` is kept)."""
-    named: set[str] = set()
+    named: set[str] | None = None
     hop = False
     for k, v in headers:
         if k in HOP_BY_HOP:
             hop = True
             if k == "connection":
-                named.update(t.strip().lower() for t in v.split(","))
+                lowered = v.lower()
+                if lowered not in _PLAIN_CONNECTION_TOKENS:
+                    tokens = {t.strip() for t in lowered.split(",")} - _PLAIN_CONNECTION_TOKENS
+                    if tokens:
+                        named = tokens if named is None else named | tokens
     if not hop:
         return headers
+    if named is None:
+        return [h for h in headers if h[0] not in HOP_BY_HOP or (h[0] == "te" and h[1].strip().lower() == "trailers")]
     return [
         (k, v)
         for k, v in headers

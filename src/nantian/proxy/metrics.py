@@ -2,35 +2,70 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import bisect
+import itertools
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["ProxyMetrics"]
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+class _RequestStats:
+    """Per (listener, route) request counts by (backend, code) and a duration histogram, in plain Python values."""
+
+    __slots__ = ("buckets", "codes", "count", "total")
+
+    def __init__(self) -> None:
+        self.codes: dict[tuple[str, int], int] = {}
+        self.buckets = [0] * (len(_BUCKETS) + 1)
+        self.count = 0
+        self.total = 0.0
+
+
+class _RequestCollector(Collector):
+    """Renders the hot-path statistics as ``nantian_proxy_requests_total`` and the duration histogram at scrape."""
+
+    def __init__(self, stats: dict[tuple[str, str], _RequestStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "nantian_proxy_requests",
+            "HTTP requests answered, by listener, route, backend cluster and status code.",
+            labels=["listener", "route", "backend", "code"],
+        )
+        duration = HistogramMetricFamily(
+            "nantian_proxy_request_duration_seconds",
+            "Time from a complete request head to the end of the response.",
+            labels=["listener", "route"],
+        )
+        for (listener, route), st in list(self._stats.items()):
+            for (backend, code), n in list(st.codes.items()):
+                requests.add_metric([listener, route, backend, str(code)], n)
+            cumulative = list(itertools.accumulate(st.buckets))
+            bounds = [*(str(b) for b in _BUCKETS), "+Inf"]
+            duration.add_metric([listener, route], list(zip(bounds, cumulative, strict=True)), st.total)
+        yield requests
+        yield duration
+
+
 class ProxyMetrics:
     """Request, latency, upstream and connection metrics in ``registry``, plus :attr:`counts` for status reports.
 
-    Labelled children are cached per label tuple so the hot path does one dict lookup per metric.
+    Request counts and durations are kept in plain dicts on the hot path (no locks: the proxy is one event loop)
+    and rendered by a custom collector when the registry is scraped.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "nantian_proxy_requests",
-            "HTTP requests answered, by listener, route, backend cluster and status code.",
-            ["listener", "route", "backend", "code"],
-            registry=r,
-        )
-        self.duration = Histogram(
-            "nantian_proxy_request_duration_seconds",
-            "Time from a complete request head to the end of the response.",
-            ["listener", "route"],
-            buckets=_BUCKETS,
-            registry=r,
-        )
+        self._stats: dict[tuple[str, str], _RequestStats] = {}
+        r.register(_RequestCollector(self._stats))
         self.upstream_connect_errors = Counter(
             "nantian_proxy_upstream_connect_errors",
             "Failed upstream connection attempts, by cluster.",
@@ -72,23 +107,19 @@ class ProxyMetrics:
             "connections_refused": 0,
             "fast_path": 0,
         }
-        self._request_children: dict[tuple[str, str, str, int], Counter] = {}
-        self._duration_children: dict[tuple[str, str], Histogram] = {}
 
     def observe_request(self, listener: str, route: str, backend: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""
-        key = (listener, route, backend, status)
-        child = self._request_children.get(key)
-        if child is None:
-            child = self.requests.labels(listener, route, backend, str(status))
-            self._request_children[key] = child
-        child.inc()
-        dkey = (listener, route)
-        hist = self._duration_children.get(dkey)
-        if hist is None:
-            hist = self.duration.labels(listener, route)
-            self._duration_children[dkey] = hist
-        hist.observe(seconds)
+        key = (listener, route)
+        st = self._stats.get(key)
+        if st is None:
+            st = self._stats[key] = _RequestStats()
+        ckey = (backend, status)
+        codes = st.codes
+        codes[ckey] = codes.get(ckey, 0) + 1
+        st.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
+        st.count += 1
+        st.total += seconds
         counts = self.counts
         counts["requests"] += 1
         if status >= 500:
