@@ -260,7 +260,7 @@ class Http1Server(asyncio.Protocol):
         self.keep_alive = True
         self.write_paused = False
         self._drain: asyncio.Future[None] | None = None
-        self._loop = asyncio.get_event_loop()
+        self._loop = asyncio.get_running_loop()
         # the request being parsed
         self._url = b""
         self._headers: Headers = []
@@ -521,7 +521,7 @@ class Http1Server(asyncio.Protocol):
         self.state = _State.BUSY
         if cycle.body is None and cycle.exchange.upgrade is None:
             try:
-                self._fast = try_fast(self.listener.current, cycle.exchange, cycle.response, self._fallback)
+                self._fast = try_fast(self.listener.current, cycle.exchange, cycle.response, self._fallback, self._loop)
             except Exception:
                 log.error("http1.fast_path_failed listener=%s", self.listener.name, exc_info=True)
                 self._fast = None

@@ -45,7 +45,9 @@ class SyncSink(Protocol):
     def on_drained(self, callback: Callable[[], None]) -> None: ...
 
 
-def try_fast(handler: object, ex: Exchange, sink: SyncSink, fallback: Callable[[], None]) -> FastForward | None:
+def try_fast(
+    handler: object, ex: Exchange, sink: SyncSink, fallback: Callable[[], None], loop: asyncio.AbstractEventLoop
+) -> FastForward | None:
     """Start serving ``ex`` on the fast path and return its state, or ``None`` when it does not qualify."""
     if type(handler) is not CompiledListener:
         return None
@@ -62,7 +64,7 @@ def try_fast(handler: object, ex: Exchange, sink: SyncSink, fallback: Callable[[
     if conn is None:
         return None
     req = plan.fast_request(ex, path, query, backend)
-    fast = FastForward(handler, plan, backend, ex, sink, pool, conn, fallback)
+    fast = FastForward(handler, plan, backend, ex, sink, pool, conn, fallback, loop)
     fast.start(req)
     return fast
 
@@ -99,6 +101,7 @@ class FastForward:
         pool: Http1Pool,
         conn: Http1Connection,
         fallback: Callable[[], None],
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.listener = listener
         self.plan = plan
@@ -108,7 +111,7 @@ class FastForward:
         self.pool = pool
         self.conn = conn
         self.fallback = fallback
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop  # asyncio.get_running_loop() costs a getpid() system call
         self.sent = 0
         self.status = 0
         self.upstream_seconds: float | None = None

@@ -438,6 +438,7 @@ class Http1Pool:
         self._closed = False
         self.on_connect_error = on_connect_error
         self._verify_peer = verify_peer
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def active_requests(self) -> int:
@@ -462,9 +463,11 @@ class Http1Pool:
                 return conn
         return None
 
-    @staticmethod
-    def _loop_time() -> float:
-        return asyncio.get_running_loop().time()
+    def _loop_time(self) -> float:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()  # cached: each call costs a getpid() system call
+        return loop.time()
 
     def _release(self, conn: Http1Connection) -> None:
         if self._closed or len(self._idle) >= MAX_IDLE:
