@@ -69,14 +69,9 @@ class Snapshot:
         clusters: Iterable[Cluster] = (),
         secrets: Iterable[Secret] = (),
     ) -> Snapshot:
-        """A snapshot of these resources with its content version. Names must be unique per type (``ValueError``)."""
         ls = tuple(sorted(listeners, key=lambda r: r.name))
         cs = tuple(sorted(clusters, key=lambda r: r.name))
         ss = tuple(sorted(secrets, key=lambda r: r.name))
-        for kind, items in (("listener", ls), ("cluster", cs), ("secret", ss)):
-            for before, after in zip(items, items[1:], strict=False):
-                if before.name == after.name:
-                    raise ValueError(f"duplicate {kind} name {after.name!r} in snapshot")
         return cls(listeners=ls, clusters=cs, secrets=ss, version=_digest((*ls, *cs, *ss)))
 
     @classmethod
