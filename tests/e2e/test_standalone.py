@@ -119,7 +119,8 @@ def test_admin_contract_and_traffic(gateway: Gateway) -> None:
     assert snapshot["snapshot"]["listeners"][0]["port"] == 8080
     metrics = gateway.admin.get("/metrics").text
     assert "nantian_reconciles_total" in metrics
-    assert gateway.admin.get("/api/v1/nodes").json()["nodes"][0]["versionAcked"] == snapshot["version"]
+    node = gateway.admin.get("/api/v1/nodes").json()["nodes"][0]
+    assert node["versionAcked"] == snapshot["version"] and node["transport"] == "inprocess"
     assert gateway.admin.get("/api/v1/resources/HTTPRoute/default/missing").status_code == 404
 
 

@@ -15,12 +15,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from nantian.admin import AdminServer
 from nantian.controlplane.metrics import ControlPlaneMetrics
+from nantian.controlplane.nodes import node_documents
 from nantian.controlplane.reconciler import Reconciled, Reconciler
-from nantian.errors import ConfigRejected
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
 from nantian.translate import TranslateOptions
+from nantian.xds.registry import NodeRegistry
+from nantian.xds.store import SnapshotStore
+from nantian.xds.transport import ClientOptions, ServerOptions, TransportClient
 
 __all__ = ["StandaloneOptions", "run_standalone"]
 
@@ -51,15 +54,22 @@ class StandaloneOptions:
 class _State:
     """The admin view of a standalone process."""
 
-    def __init__(self, reconciler: Reconciler, runtime: ProxyRuntime, metrics: ControlPlaneMetrics) -> None:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        runtime: ProxyRuntime,
+        metrics: ControlPlaneMetrics,
+        registry: NodeRegistry,
+        client: TransportClient,
+    ) -> None:
         self.reconciler = reconciler
         self.runtime = runtime
         self.metrics = metrics
-        self.applied_once = False
-        self.last_error: str | None = None
+        self.registry = registry
+        self.client = client
 
     def ready(self) -> bool:
-        return self.applied_once
+        return self.client.version is not None
 
     def resources(self) -> Sequence[Mapping[str, Any]] | None:
         latest = self.reconciler.latest
@@ -69,19 +79,7 @@ class _State:
         return self.runtime.snapshot
 
     def nodes(self) -> Sequence[Mapping[str, Any]]:
-        states = {
-            name: {"address": s.address, "port": s.port, "bound": s.bound, "error": s.error}
-            for name, s in self.runtime.listener_states().items()
-        }
-        return [
-            {
-                "nodeId": "standalone",
-                "transport": "inprocess",
-                "versionAcked": self.runtime.version,
-                "lastNack": self.last_error,
-                "lastStatus": {"listeners": states, "counters": dict(self.runtime.counters())},
-            }
-        ]
+        return node_documents(self.registry)
 
     def metrics_text(self) -> bytes:
         runtime_registry = self.runtime.metrics_registry
@@ -97,27 +95,26 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
     if source is None:
         log.error("standalone.no_source url=%s", url)
         return 2
+    transport = pm.hook.nantian_transport(name="inprocess")
+    if transport is None:
+        log.error("standalone.no_transport name=inprocess")
+        return 2
     runtime = ProxyRuntime(RuntimeOptions(port_offset=options.port_offset, node_id="standalone"))
     metrics = ControlPlaneMetrics()
     stop = stop or asyncio.Event()
+    store, registry = SnapshotStore(), NodeRegistry()
+    server = transport.server(store, ServerOptions(registry=registry))
+    await server.start()
+    client = transport.client(runtime, ClientOptions(node_id="standalone"))
 
     async def publish(result: Reconciled) -> None:
         metrics.observe(result)
-        try:
-            applied = await runtime.apply(result.snapshot)
-        except ConfigRejected as exc:
-            state.last_error = str(exc)
-            log.warning("snapshot.rejected version=%s error=%s", result.snapshot.version, exc)
-            return
-        state.applied_once = True
-        state.last_error = None
-        for name, error in sorted(applied.failed.items()):
-            log.warning("listener.bind_failed listener=%s error=%s", name, error)
+        store.publish(result.snapshot)
 
     translate_options = TranslateOptions(controller_name=options.controller_name, address_pool=options.address_pool)
     sinks = [s for group in pm.hook.nantian_status_sinks(url=url) for s in (group or ())]
     reconciler = Reconciler(source, translate_options, publish, sinks=sinks)
-    state = _State(reconciler, runtime, metrics)
+    state = _State(reconciler, runtime, metrics, registry, client)
     admin = AdminServer(state, options.admin_host, options.admin_port)
     await admin.start()
 
@@ -126,6 +123,7 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     log.info("standalone.started source=%s admin=%s:%s", url, options.admin_host, admin.port)
+    client_task = asyncio.create_task(client.run(), name="transport-client")
     reconcile_task = asyncio.create_task(reconciler.run(), name="reconciler")
     stop_task = asyncio.create_task(stop.wait(), name="stop")
     try:
@@ -141,6 +139,10 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
         stop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reconcile_task
+        await client.close()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(client_task, 2.0)
+        await server.stop()
         await runtime.drain(options.drain_timeout)
         with contextlib.suppress(Exception):
             await source.aclose()
