@@ -11,8 +11,8 @@ from typing import Any
 
 import attrs
 
-from nantian.ir import AppProtocol, Cluster, Endpoint, UpstreamTls
-from nantian.resources import EndpointSlice, ObjectRef, ResourceSet, Service, ServicePort
+from nantian.ir import AppProtocol, Cluster, Endpoint, UpstreamTls, WeightedCluster
+from nantian.resources import BackendRef, EndpointSlice, ObjectRef, ResourceSet, Service, ServicePort
 from nantian.translate.policies import PolicyIndex
 from nantian.translate.referencegrant import GrantIndex
 
@@ -51,6 +51,7 @@ class BackendResolver:
         self.clusters: dict[str, Cluster] = {}
         self.ca_maps: dict[str, Any] = {}
         self._cache: dict[tuple[Any, ...], Resolution] = {}
+        self._weighted: dict[tuple[Any, ...], tuple[Resolution, WeightedCluster]] = {}
 
     def resolve(
         self,
@@ -72,6 +73,37 @@ class BackendResolver:
         if found is None:
             found = self._resolve(key)
             self._cache[key] = found
+        return found
+
+    def weighted(
+        self, ref: BackendRef, route_kind: str, route_ns: str, client_certificate: str | None
+    ) -> tuple[Resolution, WeightedCluster]:
+        """Resolve a backendRef without filters straight to its :class:`WeightedCluster` (shared, cached)."""
+        key = (
+            ref.group,
+            ref.kind,
+            ref.name,
+            ref.namespace,
+            ref.port,
+            ref.weight,
+            route_kind,
+            route_ns,
+            client_certificate,
+        )
+        found = self._weighted.get(key)
+        if found is None:
+            res = self.resolve(
+                group=ref.group,
+                kind=ref.kind,
+                name=ref.name,
+                namespace=ref.namespace,
+                port=ref.port,
+                route_kind=route_kind,
+                route_ns=route_ns,
+                client_certificate=client_certificate,
+            )
+            found = (res, WeightedCluster(cluster=res.cluster, weight=ref.weight if ref.weight > 0 else 0))
+            self._weighted[key] = found
         return found
 
     def _resolve(self, key: tuple[Any, ...]) -> Resolution:

@@ -131,6 +131,16 @@ def weighted_backends(
     out: list[WeightedCluster] = []
     lifted: list[tuple[Redirect | None, Rewrite | None]] = []
     for ref in refs:
+        filters = ref.filters if isinstance(ref, HTTPBackendRef | GRPCBackendRef) else ()
+        if not filters:
+            res, plain = resolver.weighted(ref, route_kind, route_ns, client_cert)
+            if res.service is not None:
+                problems.services.add(res.service)
+            if res.cluster is None and res.reason != "ResolvedRefs":
+                problems.add(Problem("ResolvedRefs", res.reason, res.message))
+            lifted.append(_NOTHING_LIFTED)
+            out.append(plain)
+            continue
         res = resolver.resolve(
             group=ref.group,
             kind=ref.kind,
@@ -145,32 +155,25 @@ def weighted_backends(
             problems.services.add(res.service)
         if res.cluster is None and res.reason != "ResolvedRefs":
             problems.add(Problem("ResolvedRefs", res.reason, res.message))
-        filters = ref.filters if isinstance(ref, HTTPBackendRef | GRPCBackendRef) else ()
-        request_headers = response_headers = None
-        if filters:
-            own = RuleFilters()
-            apply_filters(
-                filters,
-                own,
-                problems,
-                resolver=resolver,
-                resources=resources,
-                route_kind=route_kind,
-                route_ns=route_ns,
-                client_cert=client_cert,
-            )
-            if own.mirrors or own.cors or own.plugins:
-                problems.add(
-                    Problem(
-                        "Accepted",
-                        "UnsupportedValue",
-                        "backendRef filters may only modify headers, redirect or rewrite",
-                    )
+        own = RuleFilters()
+        apply_filters(
+            filters,
+            own,
+            problems,
+            resolver=resolver,
+            resources=resources,
+            route_kind=route_kind,
+            route_ns=route_ns,
+            client_cert=client_cert,
+        )
+        if own.mirrors or own.cors or own.plugins:
+            problems.add(
+                Problem(
+                    "Accepted", "UnsupportedValue", "backendRef filters may only modify headers, redirect or rewrite"
                 )
-            lifted.append((own.redirect, own.rewrite))
-            request_headers, response_headers = own.request_headers, own.response_headers
-        else:
-            lifted.append(_NOTHING_LIFTED)
+            )
+        lifted.append((own.redirect, own.rewrite))
+        request_headers, response_headers = own.request_headers, own.response_headers
         out.append(
             WeightedCluster(
                 cluster=res.cluster,
