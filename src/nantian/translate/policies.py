@@ -104,6 +104,15 @@ class PolicyIndex:
                 elif winner.policy.ref != policy.ref:
                     self.conflicted[policy.ref] = f"policy {winner.policy.ref} targets the same Service and section"
 
+    def targets(self) -> frozenset[tuple[str, str]]:
+        """(namespace, service) of every Service some policy targets."""
+        return frozenset(
+            (r.policy.metadata.namespace, t.name)
+            for r in self.results.values()
+            for t in r.policy.spec.target_refs
+            if (t.group or "") == "" and t.kind == "Service"
+        )
+
     def for_port(self, namespace: str, service: str, port_name: str | None) -> PolicyResult | None:
         """The policy for one Service port: one naming the port wins over one for the whole Service."""
         if port_name:

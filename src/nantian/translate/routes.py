@@ -52,7 +52,9 @@ class RouteContext:
         self.controller_name = controller_name
         self.ir: dict[ObjectRef, GatewayRoutes] = {}
         self.service_users: dict[tuple[str, str], set[ObjectRef]] = {}
-        """(namespace, service) -> Gateways whose accepted routes use it (BackendTLSPolicy ancestors)."""
+        """(namespace, service) -> Gateways whose accepted routes use it (BackendTLSPolicy ancestors); only
+        Services that some policy targets are tracked."""
+        self.policy_targets: frozenset[tuple[str, str]] = frozenset()
 
     def routes_for(self, gateway: ObjectRef) -> GatewayRoutes:
         """What routes contributed so far to ``gateway``."""
@@ -104,11 +106,10 @@ def translate_route(route: Route, ctx: RouteContext) -> Mapping[str, Any] | None
     ns = route.metadata.namespace
     kind = route.KIND
     parents: list[tuple[ParentReference, GatewayState, list[ListenerState] | None]] = []
-    seen: set[ParentReference] = set()
-    for p in route.spec.parent_refs:
-        if p in seen:
-            continue
-        seen.add(p)
+    refs = route.spec.parent_refs
+    if len(refs) > 1:
+        refs = tuple(dict.fromkeys(refs))  # the same parentRef twice gets one status entry
+    for p in refs:
         found = _resolve_parent(p, ns, ctx)
         if found is not None:
             parents.append((p, found[0], found[1]))
@@ -159,8 +160,10 @@ def translate_route(route: Route, ctx: RouteContext) -> Mapping[str, Any] | None
                 lst.attached += 1
         if accepted["status"] != "True":
             continue
-        for svc in problems.services:
-            ctx.service_users.setdefault(svc, set()).add(gw.ref)
+        if ctx.policy_targets:
+            for svc in problems.services:
+                if svc in ctx.policy_targets:
+                    ctx.service_users.setdefault(svc, set()).add(gw.ref)
         gw_routes = ctx.routes_for(gw.ref)
         for lst, served in att.listeners:
             if not lst.usable:

@@ -138,6 +138,7 @@ def _translate(resources: ResourceSet, opts: TranslateOptions) -> Translation:
         listener_sets=owners,
         controller_name=opts.controller_name,
     )
+    ctx.policy_targets = policies.targets()
     for kind in _ROUTE_KINDS:
         for route in resources.of_kind(kind):
             status = translate_route(route, ctx)
