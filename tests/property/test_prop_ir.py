@@ -49,9 +49,9 @@ def related_snapshots(draw: st.DrawFn) -> tuple[ir.Snapshot, ir.Snapshot]:
     """Two snapshots sharing some resources: ``b`` keeps part of ``a``, replaces some, adds others."""
     a = draw(nst.ir_snapshots(max_resources=2))
     fresh = draw(nst.ir_snapshots(max_resources=2))
-    kept = [r for r in a.resources().values() if draw(st.booleans())]
-    added = [r for r in fresh.resources().values() if draw(st.booleans())]
-    return a, ir.Snapshot.from_resources([*kept, *added])
+    kept = {k: r for k, r in a.resources().items() if draw(st.booleans())}
+    added = {k: r for k, r in fresh.resources().items() if draw(st.booleans())}
+    return a, ir.Snapshot.from_resources({**kept, **added}.values())
 
 
 @given(related_snapshots())

@@ -71,13 +71,6 @@ def test_generated_documents_with_one_thing_broken(doc: dict[str, Any]) -> None:
     _parses_or_parse_error(doc)
 
 
-@given(nst.documents(valid=True, max_gateways=2, max_routes=3))
-def test_valid_generated_documents_parse(docs: list[dict[str, Any]]) -> None:
-    for doc in docs:
-        obj = parse_object(doc)
-        assert (obj.ref.kind, obj.ref.name) == (doc["kind"], doc["metadata"]["name"])
-
-
 @given(st.lists(nst.json_values(max_leaves=6), max_size=4))
 def test_parse_documents_reports_instead_of_raising(values: list[Any]) -> None:
     text = "\n---\n".join(yaml.safe_dump(v) if isinstance(v, dict) else json.dumps(v) for v in values)

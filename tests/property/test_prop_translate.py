@@ -129,29 +129,12 @@ def intersection(listener_hostname: str | None, route_hostnames: Sequence[str]) 
     return out
 
 
-# --- properties ----------------------------------------------------------------------------------------------
+# --- properties --------------------------------------------------------------------------------------------
+# Each example costs a generation and a translation, so one test checks several properties of the same
+# translation; the check_* helpers name the property that failed.
 
 
-@given(nst.documents(valid=None))
-def test_translate_never_raises(docs: list[dict[str, Any]]) -> None:
-    t = _translate(docs)
-    assert t.snapshot.version
-    assert t.snapshot.problems() == [], "translate must publish consistent snapshots"
-    assert all(isinstance(ref, ObjectRef) for ref in t.statuses)
-
-
-@given(nst.documents(valid=None), st.integers(min_value=0, max_value=2**32))
-def test_input_order_never_shows(docs: list[dict[str, Any]], seed: int) -> None:
-    a = _translate(docs)
-    b = _translate(nst.shuffled(docs, seed))
-    assert a.snapshot == b.snapshot
-    assert a.statuses == b.statuses
-
-
-@given(nst.documents())
-def test_served_routes_are_accepted_by_an_admitting_listener(docs: list[dict[str, Any]]) -> None:
-    world = World(docs)
-    t = _translate(docs)
+def check_served_routes_are_accepted_by_an_admitting_listener(world: World, t: Translation) -> None:
     for lst, section, route_name, _, _ in _served_routes(t.snapshot):
         gw, listener = world.listener(section)
         route = world.route(route_name)
@@ -183,10 +166,7 @@ def test_served_routes_are_accepted_by_an_admitting_listener(docs: list[dict[str
         assert listener_status and _condition(listener_status[0]["conditions"], "Accepted") == "True"
 
 
-@given(nst.documents())
-def test_virtual_host_names_are_listener_route_intersections(docs: list[dict[str, Any]]) -> None:
-    world = World(docs)
-    t = _translate(docs)
+def check_virtual_host_names_are_listener_route_intersections(world: World, t: Translation) -> None:
     for lst in t.snapshot.listeners:
         for vh in lst.virtual_hosts:
             _, listener = world.listener(vh.section)
@@ -197,10 +177,7 @@ def test_virtual_host_names_are_listener_route_intersections(docs: list[dict[str
                 assert vh.hostname in allowed, f"{r.route} on {vh.section}: {vh.hostname} not in {sorted(allowed)}"
 
 
-@given(nst.documents())
-def test_no_cross_namespace_backend_without_a_reference_grant(docs: list[dict[str, Any]]) -> None:
-    world = World(docs)
-    t = _translate(docs)
+def check_no_cross_namespace_backend_without_a_reference_grant(world: World, t: Translation) -> None:
     for _, _, route_name, backends, mirrors in _served_routes(t.snapshot):
         kind, route_ns, _ = route_name.split("/")
         clusters = [b.cluster for b in backends if b.cluster is not None] + list(mirrors)
@@ -212,3 +189,25 @@ def test_no_cross_namespace_backend_without_a_reference_grant(docs: list[dict[st
                 assert world.granted(kind, route_ns, "Service", namespace, service), (
                     f"{route_name} reaches {cluster} without a ReferenceGrant"
                 )
+
+
+@given(nst.documents(valid=None), st.integers(min_value=0, max_value=2**32))
+def test_translate_never_raises_and_ignores_input_order(docs: list[dict[str, Any]], seed: int) -> None:
+    a = _translate(docs)
+    assert a.snapshot.version
+    assert a.snapshot.problems() == [], "translate must publish consistent snapshots"
+    assert all(isinstance(ref, ObjectRef) for ref in a.statuses)
+    b = _translate(nst.shuffled(docs, seed))
+    assert a.snapshot == b.snapshot
+    assert a.statuses == b.statuses
+
+
+@given(nst.documents())
+def test_translation_follows_gateway_api_rules(docs: list[dict[str, Any]]) -> None:
+    resources = nst.build_resource_set(docs)
+    assert not resources.errors, "valid generated documents all parse"
+    world = World(docs)
+    t = translate(resources, OPTIONS)
+    check_served_routes_are_accepted_by_an_admitting_listener(world, t)
+    check_virtual_host_names_are_listener_route_intersections(world, t)
+    check_no_cross_namespace_backend_without_a_reference_grant(world, t)
