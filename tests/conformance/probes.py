@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import os
 import ssl
@@ -94,19 +95,52 @@ class Material:
 
 
 def tls_context(material: Material, *, trusted: str | None, client_cert: str | None, alpn: list[str]) -> ssl.SSLContext:
-    """A client context trusting only ``trusted`` (no verification without it), offering ``client_cert``."""
+    """A client context trusting only ``trusted`` (no verification without it), offering ``client_cert``.
+
+    Like Go's client (the upstream suite's), a trusted leaf certificate is a valid anchor by itself (partial
+    chains), and host names are checked by :func:`hostname_problem` after the handshake, because OpenSSL refuses
+    wildcards such as ``*.org`` that Go accepts.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
     if trusted:
         context.load_verify_locations(cadata=material.pem(trusted).decode())
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     else:
-        context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if client_cert:
         context.load_cert_chain(material.client_pair(client_cert))
     if alpn:
         context.set_alpn_protocols(alpn)
     return context
+
+
+def _go_match(pattern: str, host: str) -> bool:
+    """Go's ``matchHostnames``: equal label counts, ``*`` only as a whole left-most label."""
+    pattern_labels, host_labels = pattern.lower().rstrip(".").split("."), host.lower().rstrip(".").split(".")
+    if len(pattern_labels) != len(host_labels) or not host:
+        return False
+    return all(
+        p == h or (i == 0 and p == "*") for i, (p, h) in enumerate(zip(pattern_labels, host_labels, strict=True))
+    )
+
+
+def hostname_problem(ssl_object: Any, hostname: str) -> str | None:
+    """Why the verified peer certificate does not name ``hostname`` (Go's rules), or ``None`` when it does."""
+    if ssl_object is None or ssl_object.context.verify_mode == ssl.CERT_NONE or not hostname:
+        return None
+    cert = ssl_object.getpeercert() or {}
+    sans = cert.get("subjectAltName") or ()
+    try:
+        ip = ipaddress.ip_address(hostname)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        ok = any(kind == "IP Address" and ipaddress.ip_address(value.strip()) == ip for kind, value in sans)
+    else:
+        ok = any(kind == "DNS" and _go_match(value, hostname) for kind, value in sans)
+    return None if ok else f"certificate is not valid for {hostname!r} (SANs {list(sans)})"
 
 
 def _watch_certificate_request(context: ssl.SSLContext, seen: list[bool]) -> None:
@@ -149,22 +183,31 @@ async def http_probe(
         if sni:
             extensions["sni_hostname"] = str(sni)
     url = f"{scheme}://{address}:{port}{path}"
+    verify_name = str(request.get("sni") or request.get("host") or "")
     try:
-        async with httpx.AsyncClient(
-            verify=verify,
-            http1=protocol not in ("h2c", "h2"),
-            http2=http2,
-            timeout=PROBE_TIMEOUT,
-            follow_redirects=bool(request.get("follow_redirects")),
-            limits=httpx.Limits(max_keepalive_connections=0),
-        ) as client:
-            response = await client.request(
+        async with (
+            httpx.AsyncClient(
+                verify=verify,
+                http1=protocol not in ("h2c", "h2"),
+                http2=http2,
+                timeout=PROBE_TIMEOUT,
+                follow_redirects=bool(request.get("follow_redirects")),
+                limits=httpx.Limits(max_keepalive_connections=0),
+            ) as client,
+            client.stream(
                 str(request.get("method") or "GET"),
                 url,
                 headers=headers,
                 content=request.get("body"),
                 extensions=extensions,
-            )
+            ) as response,
+        ):
+            if scheme == "https":
+                stream = response.extensions.get("network_stream")
+                problem = hostname_problem(stream.get_extra_info("ssl_object") if stream else None, verify_name)
+                if problem:
+                    return HttpOutcome(error=problem, client_cert_requested=bool(seen))
+            await response.aread()
     except (httpx.HTTPError, ssl.SSLError, OSError, KeyError) as exc:
         return HttpOutcome(error=f"{type(exc).__name__}: {exc}", client_cert_requested=bool(seen))
     echo: Mapping[str, Any] | None = None
@@ -232,6 +275,9 @@ async def tcp_probe(
             asyncio.open_connection(address, port, ssl=tls, server_hostname=sni if tls else None), PROBE_TIMEOUT
         )
         writer = opened
+        problem = hostname_problem(opened.get_extra_info("ssl_object"), sni or "") if tls else None
+        if problem:
+            return StreamOutcome(error=problem)
         return await _line_echo(reader, opened)
     except (OSError, ssl.SSLError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
         return StreamOutcome(error=f"{type(exc).__name__}: {exc}")

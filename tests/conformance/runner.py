@@ -251,7 +251,13 @@ class CaseRunner:
 
         async def attempt() -> list[str]:
             self.objects = await asyncio.to_thread(self.session.gateway.admin.objects)
-            return check_status(entries, self.objects, controller_name=CONTROLLER_NAME, before=before)
+            return check_status(
+                entries,
+                self.objects,
+                controller_name=CONTROLLER_NAME,
+                before=before,
+                placeholders=self.session.placeholders,
+            )
 
         failures = await eventually(attempt, needed=1, timeout=self.timing.status, interval=self.timing.interval)
         self.result.add(label, failures)

@@ -203,3 +203,17 @@ async def test_eventually_needs_consecutive_passes() -> None:
         return ["nope"]
 
     assert await eventually(never, needed=1, timeout=0.05, interval=0.01) == ["not met within 0 s: nope"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "match"),
+    [
+        ("*.org", "example.org", True),  # Go accepts it; OpenSSL's own check would not
+        ("*.org", "a.example.org", False),
+        ("*.wildcard.org", "fourth-example.wildcard.org", True),
+        ("abc.example.com", "ABC.example.com.", True),
+        ("a*.example.com", "ab.example.com", False),
+    ],
+)
+def test_go_hostname_rules(pattern: str, host: str, match: bool) -> None:
+    assert probes._go_match(pattern, host) is match
