@@ -98,7 +98,7 @@ class XdsClient:
         self._rand = rand or random.Random()
         self._changed = asyncio.Condition()
         self._write_lock = asyncio.Lock()
-        self._closing = False
+        self._closed = asyncio.Event()
         self._last_report: tuple[object, ...] | None = None
         self._last_report_at = 0.0
 
@@ -113,21 +113,12 @@ class XdsClient:
         return None if self._held is None else self._held.version
 
     async def run(self) -> None:
-        """Connect, stream, reconnect with backoff, until :meth:`close` (or cancellation)."""
+        """Connect, stream, reconnect with backoff; returns soon after :meth:`close`."""
         attempt = 0
-        while not self._closing:
+        while not self._closed.is_set():
             started = time.monotonic()
-            try:
-                await self._stream()
-                reason = "stream ended"
-            except (grpc.aio.AioRpcError, asyncio.InvalidStateError, OSError) as exc:
-                reason = _describe(exc)
-            except Exception as exc:  # anything else ends this stream only: keep serving, reconnect
-                log.exception("xds.stream_failed target=%s", self.target)
-                reason = repr(exc)
-            finally:
-                await self._set_connected(False)
-            if self._closing:
+            reason = await self._stream_until_closed()
+            if self._closed.is_set():
                 break
             if time.monotonic() - started > 5.0:
                 attempt = 0
@@ -136,11 +127,36 @@ class XdsClient:
             log.info(
                 "xds.reconnecting target=%s in=%.2fs reason=%s version=%s", self.target, delay, reason, self.version
             )
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), delay)
+        log.info("xds.closed target=%s version=%s", self.target, self.version)
+
+    async def _stream_until_closed(self) -> str:
+        """Run one stream until it ends or :meth:`close` is called; returns why it ended."""
+        stream = asyncio.create_task(self._stream(), name=f"xds-stream {self.target}")
+        closed = asyncio.create_task(self._closed.wait())
+        try:
+            await asyncio.wait({stream, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not stream.done():
+                stream.cancel()
+            await asyncio.wait({stream})
+            await self._set_connected(False)
+        if stream.cancelled():
+            return "closed"
+        exc = stream.exception()
+        if exc is None:
+            return "stream ended"
+        if isinstance(exc, grpc.aio.AioRpcError | asyncio.InvalidStateError | OSError):
+            return _describe(exc)
+        # anything else ends this stream only: keep serving, reconnect
+        log.error("xds.stream_failed target=%s", self.target, exc_info=exc)
+        return repr(exc)
 
     async def close(self) -> None:
-        """Stop reconnecting; :meth:`run` returns once the current stream is cancelled by its task."""
-        self._closing = True
+        """End the current stream and stop reconnecting; :meth:`run` returns. The last good config stays."""
+        self._closed.set()
         async with self._changed:
             self._changed.notify_all()
 

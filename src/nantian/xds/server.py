@@ -171,6 +171,9 @@ class XdsServer:
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the first message must be a Hello")
                 return
             hello = first.hello
+            if not hello.node_id:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Hello without a node id")
+                return
             gateways = frozenset(hello.gateways)
             held = self.store.lookup(hello.version, gateways)
             record = self.registry.connect(

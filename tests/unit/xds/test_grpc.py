@@ -28,8 +28,7 @@ async def running(client: XdsClient) -> AsyncIterator[XdsClient]:
         yield client
     finally:
         await client.close()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        async with asyncio.timeout(5):  # close() alone ends run(), mid-stream or mid-backoff
             await task
 
 
@@ -224,18 +223,31 @@ async def test_client_nacks_what_it_cannot_decode_or_apply() -> None:
         await server.stop(0)
 
 
-async def test_protocol_violation_ends_the_stream() -> None:
+@pytest.mark.parametrize(
+    ("messages", "code"),
+    [
+        ([pb.DataPlaneMessage(ack=pb.Ack(version="v", nonce="1"))], grpc.StatusCode.FAILED_PRECONDITION),
+        ([pb.DataPlaneMessage(hello=pb.Hello())], grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            [pb.DataPlaneMessage(hello=pb.Hello(node_id="n")), pb.DataPlaneMessage(hello=pb.Hello(node_id="n"))],
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
+    ],
+)
+async def test_protocol_violation_ends_the_stream(messages: list[Any], code: grpc.StatusCode) -> None:
     server = XdsServer(SnapshotStore())
     await server.start()
     try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             call = pb_grpc.ConfigurationDiscoveryServiceStub(channel).StreamConfiguration()
-            await call.write(pb.DataPlaneMessage(ack=pb.Ack(version="v", nonce="1")))
+            for message in messages:
+                await call.write(message)
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 async with asyncio.timeout(WAIT):
                     await call.read()
-            assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
-        assert len(server.registry) == 0
+            assert info.value.code() is code
+        assert all(not r.connected for r in server.registry.nodes())
+        assert [r.node_id for r in server.registry.nodes()] in ([], ["n"])
     finally:
         await server.stop()
 
