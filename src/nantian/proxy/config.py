@@ -153,6 +153,11 @@ def compile_snapshot(
     problems = snapshot.problems()
     if problems:
         raise ConfigRejected(f"snapshot {snapshot.version}: " + "; ".join(problems))
+    binds: dict[tuple[str, int], str] = {}
+    for lst in snapshot.listeners:
+        other = binds.setdefault((lst.address, lst.port), lst.name)
+        if other != lst.name:
+            raise ConfigRejected(f"listeners {other} and {lst.name} both bind {lst.address}:{lst.port}")
     used: set[tuple[str, str, str, int, str]] = set()
     try:
         clusters = _clusters(snapshot.clusters, snapshot, pools, used)

@@ -262,7 +262,7 @@ class RoutePlan:
     ) -> UpstreamRequest:
         head = ex.head
         client_ip = head.client[0] if head.client is not None else None
-        raw = head.raw_headers if raw_ok and self.keeps_headers and authority == head.authority else None
+        raw = head.raw_headers if raw_ok and self.keeps_headers and authority == head.authority and authority else None
         if raw is not None:
             for k, _ in headers:
                 if k == "x-forwarded-proto":

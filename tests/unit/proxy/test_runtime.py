@@ -65,6 +65,12 @@ async def test_inconsistent_or_uncompilable_snapshot_is_refused_and_last_good_se
             )
             with pytest.raises(ConfigRejected, match="regular expression"):
                 await rt.apply(bad_regex)
+            twice = snapshot(
+                [listener(port, [route("r", "c")]), listener(port, [route("r", "c")], name="ns/gw/other/HTTP")],
+                [cluster("c", up.port)],
+            )
+            with pytest.raises(ConfigRejected, match="both bind"):
+                await rt.apply(twice)
             assert rt.version == good.version
             out = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             assert status_of(out) == 200
