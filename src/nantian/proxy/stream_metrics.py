@@ -1,0 +1,84 @@
+"""Metrics and the access log of the stream proxy (TCP, TLS, UDP), in the runtime's registry."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import Counter
+
+from nantian.proxy.metrics import ProxyMetrics
+
+__all__ = ["StreamMetrics", "access_log"]
+
+access_log = logging.getLogger("nantian.access")
+
+
+class StreamMetrics:
+    """Stream connection, byte and UDP datagram counters, registered once in ``proxy``'s registry.
+
+    Totals also go to ``proxy.counts`` (``stream_connections``, ``stream_errors``, ``udp_sessions``,
+    ``udp_dropped``) for status reports.
+    """
+
+    def __init__(self, proxy: ProxyMetrics) -> None:
+        r = proxy.registry
+        self.counts = proxy.counts
+        for key in ("stream_connections", "stream_errors", "udp_sessions", "udp_dropped"):
+            self.counts.setdefault(key, 0)
+        self.connections = Counter(
+            "nantian_proxy_stream_connections",
+            "Closed TCP/TLS connections, by listener, route, backend cluster and result (served, refused).",
+            ["listener", "route", "backend", "result"],
+            registry=r,
+        )
+        self.bytes = Counter(
+            "nantian_proxy_stream_bytes",
+            "Bytes relayed by the stream proxy, by listener and direction (received from downstream or upstream).",
+            ["listener", "direction"],
+            registry=r,
+        )
+        self.udp_sessions = Counter(
+            "nantian_proxy_udp_sessions",
+            "Ended UDP sessions, by listener and route.",
+            ["listener", "route"],
+            registry=r,
+        )
+        self.udp_datagrams = Counter(
+            "nantian_proxy_udp_datagrams",
+            "UDP datagrams relayed, by listener and direction (received from downstream or upstream).",
+            ["listener", "direction"],
+            registry=r,
+        )
+        self.udp_dropped = Counter(
+            "nantian_proxy_udp_dropped",
+            "UDP datagrams dropped, by listener and reason (no_route, sessions_full, backlog).",
+            ["listener", "reason"],
+            registry=r,
+        )
+
+    def connection(
+        self, listener: str, route: str, backend: str, *, served: bool, bytes_in: int, bytes_out: int
+    ) -> None:
+        """Count one closed TCP/TLS connection."""
+        self.connections.labels(listener, route, backend, "served" if served else "refused").inc()
+        if bytes_in:
+            self.bytes.labels(listener, "downstream").inc(bytes_in)
+        if bytes_out:
+            self.bytes.labels(listener, "upstream").inc(bytes_out)
+        self.counts["stream_connections"] += 1
+        if not served:
+            self.counts["stream_errors"] += 1
+
+    def udp_session(self, listener: str, route: str, *, datagrams_in: int, datagrams_out: int) -> None:
+        """Count one ended UDP session."""
+        self.udp_sessions.labels(listener, route).inc()
+        if datagrams_in:
+            self.udp_datagrams.labels(listener, "downstream").inc(datagrams_in)
+        if datagrams_out:
+            self.udp_datagrams.labels(listener, "upstream").inc(datagrams_out)
+        self.counts["udp_sessions"] += 1
+
+    def udp_drop(self, listener: str, reason: str) -> None:
+        """Count one dropped datagram."""
+        self.udp_dropped.labels(listener, reason).inc()
+        self.counts["udp_dropped"] += 1

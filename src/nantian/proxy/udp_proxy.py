@@ -1,0 +1,256 @@
+"""The UDP listener of the stream proxy (UDPRoute): a datagram endpoint with one upstream socket per client.
+
+A datagram from a client without a session picks the listener's route and a backend endpoint (as for TCP, see
+:mod:`nantian.proxy.stream_config`) and opens a connected datagram socket to it; replies arriving there go back to
+that client from the listener's address. Sessions expire when idle and are bounded in number
+(:class:`~nantian.proxy.udp_sessions.UdpSessionTable`); datagrams without a route or beyond the bound are dropped
+and counted. A config swap changes the routes of new sessions only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import attrs
+
+from nantian.proxy.stream_config import StreamListenerRef, StreamTarget
+from nantian.proxy.stream_metrics import StreamMetrics, access_log
+from nantian.proxy.udp_sessions import UdpSessionTable
+
+__all__ = ["UdpOptions", "UdpProxy"]
+
+log = logging.getLogger(__name__)
+
+Address = tuple[Any, ...]
+
+
+@attrs.frozen(kw_only=True)
+class UdpOptions:
+    """UDP proxying limits.
+
+    :param session_timeout: Seconds a session lives after its last datagram either way.
+    :param max_sessions: Sessions per listener; datagrams from further clients are dropped.
+    :param max_pending: Datagrams kept per session while its upstream socket opens; more are dropped.
+    """
+
+    session_timeout: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    max_sessions: int = attrs.field(default=4096, validator=attrs.validators.ge(1))
+    max_pending: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+
+
+class _Session(asyncio.DatagramProtocol):
+    """One client's session: a connected datagram socket to the chosen endpoint."""
+
+    def __init__(self, proxy: UdpProxy, client: Address, target: StreamTarget, route: str, started: float) -> None:
+        self.proxy = proxy
+        self.client = client
+        self.target = target
+        self.route = route
+        self.started = started
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: list[bytes] = []
+        self.opening: asyncio.Task[None] | None = None
+        self.closed = False
+        self.datagrams_in = self.datagrams_out = self.bytes_in = self.bytes_out = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.datagrams_out += 1
+        self.bytes_out += len(data)
+        self.proxy._reply(self, data)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp.upstream_error client=%s upstream=%s error=%s", self.client, self.upstream, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    @property
+    def upstream(self) -> str:
+        return f"{self.target.address}:{self.target.port}"
+
+    def send(self, data: bytes) -> bool:
+        self.datagrams_in += 1
+        self.bytes_in += len(data)
+        if self.transport is not None:
+            self.transport.sendto(data)
+            return True
+        if len(self.pending) >= self.proxy.options.max_pending:
+            return False
+        self.pending.append(data)
+        return True
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.target.connect_timeout):
+                await loop.create_datagram_endpoint(lambda: self, remote_addr=(self.target.address, self.target.port))
+        except (OSError, TimeoutError) as exc:
+            log.debug("udp.upstream_open_failed client=%s upstream=%s error=%s", self.client, self.upstream, exc)
+            self.proxy._end(self, f"upstream socket failed: {exc}")
+            return
+        if self.closed:
+            self.close()
+            return
+        assert self.transport is not None
+        for data in self.pending:
+            self.transport.sendto(data)
+        self.pending.clear()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.opening is not None and not self.opening.done():
+            self.opening.cancel()
+        if self.transport is not None:
+            self.transport.close()
+        self.pending.clear()
+
+
+class UdpProxy(asyncio.DatagramProtocol):
+    """The datagram protocol of one UDP listener. Use with ``loop.create_datagram_endpoint(sock=...)``.
+
+    :param ref: The listener's current compiled config (read once per new session).
+    """
+
+    def __init__(
+        self,
+        ref: StreamListenerRef,
+        *,
+        metrics: StreamMetrics,
+        options: UdpOptions | None = None,
+        access_log_enabled: bool = True,
+    ) -> None:
+        self.ref = ref
+        self.options = options or UdpOptions()
+        self._metrics = metrics
+        self._access_log = access_log_enabled
+        self.sessions: UdpSessionTable[Address, _Session] = UdpSessionTable(
+            max_sessions=self.options.max_sessions, idle_timeout=self.options.session_timeout
+        )
+        self._transport: asyncio.DatagramTransport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        """Live sessions."""
+        return len(self.sessions)
+
+    # -- downstream ----------------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if self._closed or self._loop is None:
+            return
+        now = self._loop.time()
+        session = self.sessions.touch(addr, now)
+        if session is None:
+            session = self._open(addr, now)
+            if session is None:
+                return
+        if not session.send(data):
+            self._metrics.udp_drop(self.ref.name, "backlog")
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp.downstream_error listener=%s error=%s", self.ref.name, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    # -- sessions ------------------------------------------------------------------------------------------------
+    def _open(self, client: Address, now: float) -> _Session | None:
+        config = self.ref.current
+        backends = config.select()
+        target = backends.pick() if backends is not None else "no route"
+        if isinstance(target, str):
+            log.debug("udp.dropped listener=%s client=%s reason=%s", self.ref.name, client, target)
+            self._metrics.udp_drop(self.ref.name, "no_route")
+            return None
+        assert backends is not None
+        session = _Session(self, client, target, backends.route.name, now)
+        if not self.sessions.add(client, session, now):
+            self._metrics.udp_drop(self.ref.name, "sessions_full")
+            return None
+        assert self._loop is not None
+        session.opening = self._loop.create_task(session.open())
+        self._arm()
+        return session
+
+    def _reply(self, session: _Session, data: bytes) -> None:
+        if session.closed or self._transport is None or self._loop is None:
+            return
+        self.sessions.touch(session.client, self._loop.time())
+        self._transport.sendto(data, session.client)
+
+    def _end(self, session: _Session, reason: str) -> None:
+        if session.closed:
+            return
+        if self.sessions.get(session.client) is session:
+            self.sessions.remove(session.client)
+        self._finish(session, reason)
+
+    def _finish(self, session: _Session, reason: str) -> None:
+        session.close()
+        self._metrics.udp_session(
+            self.ref.name, session.route, datagrams_in=session.datagrams_in, datagrams_out=session.datagrams_out
+        )
+        if self._access_log and access_log.isEnabledFor(logging.INFO):
+            ended = self._loop.time() if self._loop is not None else session.started
+            access_log.info(
+                "access listener=%s route=%s backend=%s upstream=%s client=%s duration_ms=%.3f datagrams_in=%d "
+                "datagrams_out=%d bytes_in=%d bytes_out=%d reason=%s protocol=UDP",
+                self.ref.name,
+                session.route,
+                session.target.cluster,
+                session.upstream,
+                _format_address(session.client),
+                (ended - session.started) * 1000.0,
+                session.datagrams_in,
+                session.datagrams_out,
+                session.bytes_in,
+                session.bytes_out,
+                reason,
+            )
+
+    def _arm(self) -> None:
+        if self._timer is not None or self._loop is None:
+            return
+        expiry = self.sessions.next_expiry()
+        if expiry is None:
+            return
+        # at least every quarter timeout, so an expiry is late by at most that much
+        delay = min(max(expiry - self._loop.time(), 0.0), self.options.session_timeout / 4) + 0.001
+        self._timer = self._loop.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._loop is None:
+            return
+        for _, session in self.sessions.expire(self._loop.time()):
+            self._finish(session, "idle timeout")
+        self._arm()
+
+    def close(self) -> None:
+        """Stop: close the listening socket and every session."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for _, session in self.sessions.clear():
+            self._finish(session, "listener closed")
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _format_address(addr: Address) -> str:
+    return f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else repr(addr)
