@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 import socket
+import typing
 from collections.abc import Callable, Mapping
 from typing import Literal
 
@@ -32,10 +33,19 @@ from nantian.proxy.asyncio_http1 import Http1Options, Http1Server
 from nantian.proxy.clusters import PoolRegistry
 from nantian.proxy.config import HTTP_PROTOCOLS, CompiledConfig, compile_snapshot
 from nantian.proxy.exchange import ListenerRef
+from nantian.proxy.handler import CompiledListener
 from nantian.proxy.metrics import ProxyMetrics
 from nantian.proxy.tls import ServerTls, TlsSession
 
-__all__ = ["ApplyResult", "ListenerState", "ProxyRuntime", "RuntimeOptions"]
+__all__ = [
+    "ApplyResult",
+    "ListenerBinding",
+    "ListenerFrontEnd",
+    "ListenerState",
+    "ProxyRuntime",
+    "RuntimeOptions",
+    "register_listener_frontend",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +121,65 @@ class _Bound:
     ir: Listener
     bind_key: tuple[str, int, Protocol]
     tls_key: str
-    ref: ListenerRef
-    server: asyncio.Server
     connections: set[object]
+    close: Callable[[], None]
+    """Stop accepting (connections are shut down or aborted through ``connections``)."""
+    swap: Callable[[object], None]
+    """Serve this compiled listener config from now on."""
+    port: Callable[[], int | None]
+    ref: ListenerRef | None = None
+
+
+class ListenerBinding(typing.Protocol):
+    """A bound listener of a :class:`ListenerFrontEnd`."""
+
+    @property
+    def port(self) -> int | None:
+        """The bound port."""
+        ...
+
+    def swap(self, compiled: object) -> None:
+        """Serve ``compiled`` (from :meth:`ListenerFrontEnd.compile`) for new connections from now on."""
+        ...
+
+    def close(self) -> None:
+        """Stop accepting. Open connections are left to the runtime (through the ``connections`` set)."""
+        ...
+
+
+class ListenerFrontEnd(typing.Protocol):
+    """Serves IR listeners of a protocol the runtime does not serve itself (TCP, UDP, TLS: the stream proxy).
+
+    Register one per protocol with :func:`register_listener_frontend`. For every applied snapshot the runtime calls
+    :meth:`compile` for each such listener before changing anything (``ConfigRejected`` refuses the snapshot);
+    then an unchanged listener (same address, port, protocol and TLS material) keeps its binding and gets
+    :meth:`ListenerBinding.swap`, and others are bound with :meth:`bind` (``OSError``: a bind failure, handled per
+    ``bind_failure``). ``connections`` is the set open connections add themselves to (and remove themselves from
+    when closed): the runtime counts them, calls ``shutdown()`` on drain and ``abort()`` (or ``close()``) on close.
+    """
+
+    def compile(self, listener: Listener, snapshot: Snapshot) -> object:
+        """Compile ``listener`` (routes, TLS) for serving. :raises ConfigRejected: it cannot be served."""
+        ...
+
+    async def bind(self, listener: Listener, port: int, compiled: object, connections: set[object]) -> ListenerBinding:
+        """Bind ``listener.address``:``port`` and serve ``compiled``. :raises OSError: it cannot bind."""
+        ...
+
+
+_FRONTENDS: dict[Protocol, ListenerFrontEnd] = {}
+
+
+def register_listener_frontend(protocol: Protocol, frontend: ListenerFrontEnd | None) -> ListenerFrontEnd | None:
+    """Serve IR listeners of ``protocol`` (``TCP``, ``UDP``, ``TLS``) with ``frontend`` in snapshots applied from now
+    on (``None``: stop serving them). Returns the front end registered before. HTTP and HTTPS are served by the
+    runtime itself."""
+    if protocol in HTTP_PROTOCOLS:
+        raise ValueError(f"{protocol.value} listeners are served by the runtime itself")
+    previous = _FRONTENDS.pop(protocol, None)
+    if frontend is not None:
+        _FRONTENDS[protocol] = frontend
+    return previous
 
 
 def _tls_key(lst: Listener, snapshot: Snapshot) -> str:
@@ -186,10 +252,7 @@ class ProxyRuntime:
     def bound_port(self, name: str) -> int | None:
         """The port listener ``name`` is bound to, if it is."""
         b = self._bound.get(name)
-        if b is None:
-            return None
-        sockets = b.server.sockets
-        return int(sockets[0].getsockname()[1]) if sockets else None
+        return b.port() if b is not None else None
 
     def _connection_count(self) -> int:
         return sum(len(b.connections) for b in self._bound.values())
@@ -211,6 +274,11 @@ class ProxyRuntime:
                 plugin_manager=self._plugin_manager,
                 access_log=self.options.access_log,
             )
+            streams: dict[str, object] = {}
+            for lst in snapshot.listeners:
+                frontend = _FRONTENDS.get(lst.protocol)
+                if lst.protocol not in HTTP_PROTOCOLS and frontend is not None:
+                    streams[lst.name] = frontend.compile(lst, snapshot)
             offset = self.options.port_offset
             failed: dict[str, str] = {}
             bind_errors: dict[str, str] = {}
@@ -222,8 +290,9 @@ class ProxyRuntime:
                 state = functools.partial(
                     ListenerState, name=lst.name, address=lst.address, port=port, protocol=lst.protocol.value
                 )
-                if lst.protocol not in HTTP_PROTOCOLS:
-                    failed[lst.name] = f"protocol {lst.protocol.value} is not served by the nantian proxy"
+                frontend = _FRONTENDS.get(lst.protocol)
+                if lst.protocol not in HTTP_PROTOCOLS and frontend is None:
+                    failed[lst.name] = f"protocol {lst.protocol.value} is not served by this proxy"
                     states[lst.name] = state(bound=False, error=failed[lst.name])
                     continue
                 key = (lst.address, port, lst.protocol)
@@ -233,10 +302,21 @@ class ProxyRuntime:
                     kept.append(lst.name)
                     states[lst.name] = state(bound=True)
                     continue
-                ref = old.ref if old is not None else ListenerRef(name=lst.name, current=compiled.listeners[lst.name])
                 connections = old.connections if old is not None else set()
                 try:
-                    server = await self._bind(lst, port, ref, connections, compiled.server_tls.get(lst.name))
+                    if frontend is None:
+                        bound = await self._bind_http(lst, port, compiled, old, connections)
+                    else:
+                        binding = await frontend.bind(lst, port, streams[lst.name], connections)
+                        bound = _Bound(
+                            ir=lst,
+                            bind_key=key,
+                            tls_key="",
+                            connections=connections,
+                            close=binding.close,
+                            swap=binding.swap,
+                            port=lambda b=binding: b.port,  # type: ignore[misc]
+                        )
                 except OSError as exc:
                     bind_errors[lst.name] = failed[lst.name] = (
                         f"cannot bind {lst.address}:{port}: {exc.strerror or exc}"
@@ -246,23 +326,26 @@ class ProxyRuntime:
                         "proxy.bind_failed listener=%s address=%s port=%s error=%s", lst.name, lst.address, port, exc
                     )
                     continue
-                new[lst.name] = _Bound(lst, key, tls_key, ref, server, connections)
+                bound.bind_key = key
+                bound.tls_key = tls_key
+                new[lst.name] = bound
                 states[lst.name] = state(bound=True)
             if bind_errors and self.options.bind_failure == "reject":
                 for b in new.values():
-                    b.server.close()
+                    b.close()
                 raise ConfigRejected(
                     "listeners cannot bind: " + "; ".join(f"{n}: {e}" for n, e in sorted(bind_errors.items()))
                 )
             # -- the swap: nothing below can fail --
+            configs: dict[str, object] = {**compiled.listeners, **streams}
             closed: list[str] = []
             for name, b in list(self._bound.items()):
                 if name in kept:
                     b.ir = next(lst for lst in snapshot.listeners if lst.name == name)
-                    b.ref.current = compiled.listeners[name]
+                    b.swap(configs[name])
                     continue
                 replaced = new.get(name)
-                b.server.close()
+                b.close()
                 if replaced is None:
                     closed.append(name)
                     for conn in list(b.connections):
@@ -271,7 +354,7 @@ class ProxyRuntime:
                         self.metrics.active_connections.remove(name)
                 del self._bound[name]
             for name, b in new.items():
-                b.ref.current = compiled.listeners[name]
+                b.swap(configs[name])
                 self._bound[name] = b
                 conns = b.connections
                 self.metrics.active_connections.labels(name).set_function(lambda c=conns: len(c))  # type: ignore[misc]
@@ -295,7 +378,34 @@ class ProxyRuntime:
                 failed=failed,
             )
 
-    async def _bind(
+    async def _bind_http(
+        self, lst: Listener, port: int, compiled: CompiledConfig, old: _Bound | None, connections: set[object]
+    ) -> _Bound:
+        ref = old.ref if old is not None else None
+        if ref is None:
+            ref = ListenerRef(name=lst.name, current=compiled.listeners[lst.name])
+        server = await self._serve(lst, port, ref, connections, compiled.server_tls.get(lst.name))
+
+        def swap(config: object, ref: ListenerRef = ref) -> None:
+            assert isinstance(config, CompiledListener)
+            ref.current = config
+
+        def bound_port() -> int | None:
+            sockets = server.sockets
+            return int(sockets[0].getsockname()[1]) if sockets else None
+
+        return _Bound(
+            ir=lst,
+            bind_key=(lst.address, port, lst.protocol),
+            tls_key="",
+            connections=connections,
+            close=server.close,
+            swap=swap,
+            port=bound_port,
+            ref=ref,
+        )
+
+    async def _serve(
         self,
         lst: Listener,
         port: int,
@@ -303,19 +413,7 @@ class ProxyRuntime:
         connections: set[object],
         server_tls: ServerTls | None,
     ) -> asyncio.Server:
-        family = socket.AF_INET6 if ":" in lst.address else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if hasattr(socket, "SO_REUSEPORT"):
-                # lets a listener be re-bound (new certificates) while its old socket still serves
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((lst.address, port))
-            sock.listen(self.options.backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
+        sock = _listening_socket(lst.address, port, self.options.backlog)
         loop = asyncio.get_running_loop()
         return await loop.create_server(
             self._protocol_factory(ref, connections, server_tls),
@@ -377,7 +475,7 @@ class ProxyRuntime:
                         try:
                             check(now)
                         except Exception:
-                            log.error("proxy.sweep_failed listener=%s", b.ref.name, exc_info=True)
+                            log.error("proxy.sweep_failed listener=%s", b.ir.name, exc_info=True)
 
     # -- shutdown ----------------------------------------------------------------------------------------------
     async def drain(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (the documented API)
@@ -386,7 +484,7 @@ class ProxyRuntime:
         async with self._lock:
             self._closed = True
             for b in self._bound.values():
-                b.server.close()
+                b.close()
                 for conn in list(b.connections):
                     _shutdown(conn)
             loop = asyncio.get_running_loop()
@@ -408,7 +506,7 @@ class ProxyRuntime:
 
     def _close_now(self) -> None:
         for b in self._bound.values():
-            b.server.close()
+            b.close()
             for conn in list(b.connections):
                 abort = getattr(conn, "abort", None) or getattr(conn, "close", None)
                 if abort is not None:
@@ -420,6 +518,27 @@ class ProxyRuntime:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+
+
+def _listening_socket(address: str, port: int, backlog: int) -> socket.socket:
+    """A bound, listening, non-blocking TCP socket. ``SO_REUSEPORT`` lets a listener be re-bound (new
+    certificates) while its old socket still serves.
+
+    :raises OSError: the address is in use or not local.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((address, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _shutdown(conn: object) -> None:

@@ -166,11 +166,17 @@ async def test_bind_failure_reject_refuses_everything() -> None:
 
 
 async def test_unsupported_listener_protocols_are_reported() -> None:
-    port = free_port()
-    tcp = ir.Listener(name="ns/gw/1/TCP", gateway="ns/gw", address="127.0.0.1", port=port, protocol=ir.Protocol.TCP)
-    async with running(snapshot([tcp], [])) as rt:
-        state = rt.listener_states()["ns/gw/1/TCP"]
-        assert not state.bound and "not served" in (state.error or "")
+    from nantian.proxy import runtime as runtime_module
+
+    previous = runtime_module.register_listener_frontend(ir.Protocol.TCP, None)
+    try:
+        port = free_port()
+        tcp = ir.Listener(name="ns/gw/1/TCP", gateway="ns/gw", address="127.0.0.1", port=port, protocol=ir.Protocol.TCP)
+        async with running(snapshot([tcp], [])) as rt:
+            state = rt.listener_states()["ns/gw/1/TCP"]
+            assert not state.bound and "not served" in (state.error or "")
+    finally:
+        runtime_module.register_listener_frontend(ir.Protocol.TCP, previous)
 
 
 async def test_config_swaps_under_load_lose_no_request() -> None:
@@ -259,3 +265,90 @@ async def test_drain_timeout_closes_stragglers() -> None:
         async with asyncio.timeout(3):
             await reader.read()
         writer.close()
+
+
+class _EchoBinding:
+    """A tiny TCP front end for the test: echoes, prefixed with the compiled config's tag."""
+
+    def __init__(self, server: asyncio.Server, state: dict[str, object]) -> None:
+        self.server = server
+        self.state = state
+
+    @property
+    def port(self) -> int | None:
+        return int(self.server.sockets[0].getsockname()[1]) if self.server.sockets else None
+
+    def swap(self, compiled: object) -> None:
+        self.state["tag"] = compiled
+
+    def close(self) -> None:
+        self.server.close()
+
+
+class _EchoFrontEnd:
+    def compile(self, listener: ir.Listener, snapshot: ir.Snapshot) -> object:
+        if not listener.stream_routes:
+            raise ConfigRejected(f"{listener.name}: no stream route")
+        return listener.stream_routes[0].name.encode()
+
+    async def bind(self, listener: ir.Listener, port: int, compiled: object, connections: set[object]) -> _EchoBinding:
+        state: dict[str, object] = {"tag": compiled}
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connections.add(writer)
+            try:
+                data = await reader.read(100)
+                tag = state["tag"]
+                assert isinstance(tag, bytes)
+                writer.write(tag + b":" + data)
+                await writer.drain()
+            finally:
+                writer.close()
+                connections.discard(writer)
+
+        server = await asyncio.start_server(serve, listener.address, port)
+        return _EchoBinding(server, state)
+
+
+async def test_stream_listeners_are_served_by_a_registered_front_end() -> None:
+    from nantian.proxy import runtime as runtime_module
+
+    def tcp(port: int, tag: str) -> ir.Listener:
+        return ir.Listener(
+            name="ns/gw/1/TCP",
+            gateway="ns/gw",
+            address="127.0.0.1",
+            port=port,
+            protocol=ir.Protocol.TCP,
+            stream_routes=(ir.StreamRoute(name=tag, route="TCPRoute/ns/r", section="ns/gw/tcp"),),
+        )
+
+    async def talk(port: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"hi")
+        async with asyncio.timeout(3):
+            out = await reader.read()
+        writer.close()
+        return out
+
+    previous = runtime_module.register_listener_frontend(ir.Protocol.TCP, _EchoFrontEnd())
+    try:
+        port = free_port()
+        async with running(snapshot([tcp(port, "v1")], [])) as rt:
+            assert rt.listener_states()["ns/gw/1/TCP"].bound
+            assert rt.bound_port("ns/gw/1/TCP") == port
+            assert await talk(port) == b"v1:hi"
+            result = await rt.apply(snapshot([tcp(port, "v2")], []))
+            assert result.kept == ("ns/gw/1/TCP",)
+            assert await talk(port) == b"v2:hi"
+            bad = ir.Listener(
+                name="ns/gw/1/TCP", gateway="ns/gw", address="127.0.0.1", port=port, protocol=ir.Protocol.TCP
+            )
+            with pytest.raises(ConfigRejected, match="no stream route"):
+                await rt.apply(snapshot([bad], []))
+            assert await talk(port) == b"v2:hi"
+            await rt.apply(snapshot([], []))
+            with pytest.raises(OSError):
+                await talk(port)
+    finally:
+        runtime_module.register_listener_frontend(ir.Protocol.TCP, previous)
