@@ -135,6 +135,8 @@ def intersection(listener_hostname: str | None, route_hostnames: Sequence[str]) 
 
 
 def check_served_routes_are_accepted_by_an_admitting_listener(world: World, t: Translation) -> None:
+    attached: dict[str, int] = {}
+    served: dict[str, set[str]] = {}
     for lst, section, route_name, _, _ in _served_routes(t.snapshot):
         gw, listener = world.listener(section)
         route = world.route(route_name)
@@ -164,6 +166,10 @@ def check_served_routes_are_accepted_by_an_admitting_listener(world: World, t: T
         gw_status = t.statuses.get(ObjectRef("Gateway", gw_ns, gw_name), {})
         listener_status = [s for s in gw_status.get("listeners", ()) if s["name"] == listener["name"]]
         assert listener_status and _condition(listener_status[0]["conditions"], "Accepted") == "True"
+        attached[section] = listener_status[0].get("attachedRoutes", 0)
+        served.setdefault(section, set()).add(route_name)
+    for section, routes in served.items():
+        assert attached[section] >= len(routes), f"{section}: attachedRoutes {attached[section]} < {len(routes)} served"
 
 
 def check_virtual_host_names_are_listener_route_intersections(world: World, t: Translation) -> None:
