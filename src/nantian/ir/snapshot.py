@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import threading
+import weakref
 from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -33,19 +36,143 @@ _TYPES: dict[type, ResourceType] = {
     Secret: ResourceType.SECRET,
 }
 CLASSES: dict[ResourceType, type[Resource]] = {t: c for c, t in _TYPES.items()}  # type: ignore[misc]
+_TAGS: dict[type, bytes] = {c: t.value.encode() + b"\0" for c, t in _TYPES.items()}
 
 
 def resource_type(resource: Resource) -> ResourceType:
     return _TYPES[type(resource)]
 
 
-def _digest(resources: Iterable[Resource]) -> str:
-    h = hashlib.sha256()
-    for r in resources:
-        h.update(resource_type(r).value.encode())
-        h.update(b"\0")
-        h.update(dumps(r))
+V = TypeVar("V")
+
+
+class _Ref(weakref.ref):  # type: ignore[type-arg]
+    __slots__ = ("key",)
+    key: int
+
+
+class _IdentityCache(Generic[V]):
+    """Values computed from immutable (frozen) objects, keyed by object identity.
+
+    An entry goes when its object is collected (a weak reference's callback), and the oldest entries go
+    first once ``maxsize`` is reached, so the cache never keeps an object alive nor grows without bound.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._entries: dict[int, tuple[_Ref, V]] = {}
+        self._lock = threading.RLock()
+
+    def get(self, obj: object) -> V | None:
+        entry = self._entries.get(id(obj))
+        if entry is not None and entry[0]() is obj:
+            return entry[1]
+        return None
+
+    def put(self, obj: object, value: V) -> None:
+        ref = _Ref(obj, self._forget)
+        ref.key = id(obj)
+        with self._lock:
+            entries = self._entries
+            while len(entries) >= self._maxsize:
+                del entries[next(iter(entries))]
+            entries[ref.key] = (ref, value)
+
+    def _forget(self, ref: _Ref) -> None:
+        with self._lock:
+            entry = self._entries.get(ref.key)
+            if entry is not None and entry[0] is ref:
+                del self._entries[ref.key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_ENCODED: _IdentityCache[bytes] = _IdentityCache(1 << 16)
+"""Canonical encoding of each top-level resource."""
+_ENCODED_VHOSTS: _IdentityCache[bytes] = _IdentityCache(1 << 18)
+"""Canonical encoding of each virtual host, spliced into its listener's encoding."""
+_VHOSTS_KEY = b'"virtualHosts":[]'
+
+
+def _encode_listener(listener: Listener) -> bytes:
+    """``dumps(listener)``, built from the cached encodings of its virtual hosts.
+
+    A list of dictionaries encodes as ``[`` + the items' own canonical encodings joined by ``,`` + ``]`` (keys are
+    sorted at every level), so the splice gives exactly the bytes of a whole encoding.
+    """
+    if not listener.virtual_hosts:
+        return dumps(listener)
+    head = dumps(attrs.evolve(listener, virtual_hosts=()))
+    parts = head.split(_VHOSTS_KEY)
+    if len(parts) != 2:  # cannot happen with the IR's fields; stay correct if it ever does
+        return dumps(listener)
+    hosts: list[bytes] = []
+    for vh in listener.virtual_hosts:
+        data = _ENCODED_VHOSTS.get(vh)
+        if data is None:
+            data = dumps(vh)
+            _ENCODED_VHOSTS.put(vh, data)
+        hosts.append(data)
+    return b"".join((parts[0], b'"virtualHosts":[', b",".join(hosts), b"]", parts[1]))
+
+
+def encoded(resource: Resource) -> bytes:
+    """``nantian.ir.dumps(resource)``, cached per resource object (IR values are immutable)."""
+    data = _ENCODED.get(resource)
+    if data is None:
+        data = _encode_listener(resource) if isinstance(resource, Listener) else dumps(resource)
+        _ENCODED.put(resource, data)
+    return data
+
+
+@attrs.frozen(eq=False)
+class _Chain:
+    """The resources of one digest and the hash state after each of them."""
+
+    resources: tuple[Resource, ...]
+    states: tuple[Any, ...]
+
+
+_CHAINS: list[_Chain] = []
+_CHAINS_KEPT = 4
+_CHAINS_LOCK = threading.Lock()
+
+
+def _common_prefix(a: tuple[Resource, ...], b: tuple[Resource, ...]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] is b[i]:
+        i += 1
+    return i
+
+
+def _digest(resources: tuple[Resource, ...]) -> str:
+    """sha256 over ``type NUL encoding LF`` of every resource, in order, as 16 hex digits.
+
+    Hashing resumes from the state after the longest prefix of identical resource objects shared with one
+    of the last few digests, so a change near the end of a large snapshot re-hashes only what follows it.
+    """
+    with _CHAINS_LOCK:
+        chains = list(_CHAINS)
+    best: _Chain | None = None
+    shared = 0
+    for chain in chains:
+        n = _common_prefix(chain.resources, resources)
+        if n > shared:
+            best, shared = chain, n
+    states: list[Any] = list(best.states[:shared]) if best is not None else []
+    h = states[-1].copy() if states else hashlib.sha256()
+    for r in resources[shared:]:
+        h.update(_TAGS[type(r)])
+        h.update(encoded(r))
         h.update(b"\n")
+        states.append(h.copy())
+    with _CHAINS_LOCK:
+        if best is not None and best in _CHAINS:
+            _CHAINS.remove(best)
+        _CHAINS.append(_Chain(resources, tuple(states)))
+        del _CHAINS[:-_CHAINS_KEPT]
     return h.hexdigest()[:16]
 
 
@@ -54,7 +181,8 @@ class Snapshot:
     """Listeners, clusters and secrets, each sorted by name. Build with :meth:`build` to get the version.
 
     ``version`` hashes the canonical encoding of every resource, so the same configuration always has the
-    same version and an unchanged rebuild causes no push.
+    same version and an unchanged rebuild causes no push. Building again from mostly the same resource objects
+    is cheap: encodings are cached per object, and hashing resumes after the longest unchanged prefix.
     """
 
     listeners: tuple[Listener, ...] = ()
