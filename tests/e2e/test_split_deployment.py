@@ -249,6 +249,9 @@ async def _scenario(
             assert (await _get(f"http://{address}:{extra + offsets['a']}/")).status_code == 200
             b_admin = (await _get(f"http://127.0.0.1:{proxies['b'].admin_port}/api/v1/nodes")).json()["nodes"][0]
             assert b_admin["versionAcked"] == third and b_admin["lastNack"]
+            b_metrics = (await _get(f"http://127.0.0.1:{proxies['b'].admin_port}/metrics")).text
+            assert "nantian_xds_client_rejected_total 1.0" in b_metrics
+            assert "nantian_xds_client_connected 1.0" in b_metrics
             assert json.loads(json.dumps(b_doc))  # the document is plain JSON
 
 

@@ -14,13 +14,14 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pluggy
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from nantian.admin import AdminServer
 from nantian.ir import Snapshot
@@ -75,6 +76,8 @@ class DataPlane:
         )
         self.client: TransportClient | None = None
         self.admin: AdminServer | None = None
+        self.metrics_registry = CollectorRegistry(auto_describe=True)
+        self.metrics_registry.register(_ClientCollector(self))
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -158,7 +161,40 @@ class _DataPlaneState:
 
     def metrics_text(self) -> bytes:
         registry = self._p.runtime.metrics_registry
-        return bytes(generate_latest(registry)) if isinstance(registry, CollectorRegistry) else b""
+        proxy = bytes(generate_latest(registry)) if isinstance(registry, CollectorRegistry) else b""
+        return proxy + bytes(generate_latest(self._p.metrics_registry))
+
+
+class _ClientCollector:
+    """The configuration client's state as Prometheus metrics, read at scrape time."""
+
+    def __init__(self, plane: DataPlane) -> None:
+        self._p = plane
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        client = self._p.client
+        if client is None:
+            return
+        yield GaugeMetricFamily(
+            "nantian_xds_client_connected",
+            "1 while the configuration stream to the control plane is open",
+            value=1.0 if getattr(client, "connected", False) else 0.0,
+        )
+        for name, attribute, helptext in (
+            ("nantian_xds_client_applied", "applied", "Configurations applied and acked"),
+            (
+                "nantian_xds_client_rejected",
+                "rejected",
+                "Configurations refused (Nack), last good kept",
+            ),
+            ("nantian_xds_client_connects", "connects", "Streams opened to the control plane"),
+        ):
+            value = getattr(client, attribute, None)
+            if isinstance(value, int):
+                yield CounterMetricFamily(name, helptext, value=value)
 
 
 async def run_proxy(options: ProxyOptions, *, stop: asyncio.Event | None = None) -> int:

@@ -51,12 +51,6 @@ class Backoff:
         return base * (1.0 - self.jitter * rand.random())
 
 
-@attrs.frozen
-class _Reply:
-    message: Any
-    applied: bool
-
-
 class XdsClient:
     """Streams configuration from the control plane at ``target`` (``host:port``) into ``consumer``.
 
@@ -200,7 +194,7 @@ class XdsClient:
                     if reply is None:
                         continue
                     async with self._write_lock:
-                        await call.write(reply.message)
+                        await call.write(reply)
                     await self._report(call, force=True)
             finally:
                 if reporter is not None:
@@ -209,7 +203,8 @@ class XdsClient:
                         await reporter
                 call.cancel()
 
-    async def _handle(self, message: Any) -> _Reply | None:
+    async def _handle(self, message: Any) -> Any:
+        """Apply one control-plane message; returns the Ack or Nack to send (``None``: nothing to answer)."""
         kind = message.WhichOneof("message")
         if kind == "snapshot":
             nonce, version = message.snapshot.nonce, message.snapshot.version
@@ -230,7 +225,7 @@ class XdsClient:
             log.debug("xds.empty_message target=%s", self.target)
             return None
         if self._held is not None and held.version == self._held.version:
-            return _Reply(pb.DataPlaneMessage(ack=pb.Ack(version=version, nonce=nonce)), applied=False)
+            return pb.DataPlaneMessage(ack=pb.Ack(version=version, nonce=nonce))
         try:
             result = await self.consumer.apply(held.snapshot)
         except ConfigRejected as exc:
@@ -246,16 +241,16 @@ class XdsClient:
         self.applied += 1
         async with self._changed:
             self._changed.notify_all()
-        return _Reply(pb.DataPlaneMessage(ack=pb.Ack(version=version, nonce=nonce)), applied=True)
+        return pb.DataPlaneMessage(ack=pb.Ack(version=version, nonce=nonce))
 
-    async def _nack(self, version: str, nonce: str, detail: str, resync: bool = False) -> _Reply:
+    async def _nack(self, version: str, nonce: str, detail: str, resync: bool = False) -> Any:
         log.warning("xds.rejected version=%s serving=%s resync=%s detail=%s", version, self.version, resync, detail)
         self.last_error = detail
         self.rejected += 1
         async with self._changed:
             self._changed.notify_all()
         nack = pb.Nack(version=version, nonce=nonce, error_detail=detail, resync=resync)
-        return _Reply(pb.DataPlaneMessage(nack=nack), applied=False)
+        return pb.DataPlaneMessage(nack=nack)
 
     async def _report_forever(self, call: Any) -> None:
         try:
