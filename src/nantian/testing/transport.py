@@ -44,11 +44,20 @@ class RecordingConsumer:
     :param reject: Called with each snapshot; a returned string refuses it (:class:`ConfigRejected` with
         that message) and nothing changes, as a proxy runtime does with a config it cannot compile.
     :param port_offset: Added to listener ports in :meth:`listener_states`.
+    :param unbound: Listener names reported as not bound, with the error, as a runtime with
+        ``bind_failure="report"`` does for ports it cannot bind.
     """
 
-    def __init__(self, reject: Callable[[Snapshot], str | None] | None = None, *, port_offset: int = 0) -> None:
+    def __init__(
+        self,
+        reject: Callable[[Snapshot], str | None] | None = None,
+        *,
+        port_offset: int = 0,
+        unbound: Mapping[str, str] | None = None,
+    ) -> None:
         self.reject = reject
         self.port_offset = port_offset
+        self.unbound = dict(unbound or {})
         self.snapshot: Snapshot | None = None
         self.applied: list[Snapshot] = []
         self.refused: list[tuple[Snapshot, str]] = []
@@ -74,7 +83,13 @@ class RecordingConsumer:
         if self.snapshot is None:
             return {}
         return {
-            x.name: RecordedListener(address=x.address, port=x.port + self.port_offset) for x in self.snapshot.listeners
+            x.name: RecordedListener(
+                address=x.address,
+                port=x.port + self.port_offset,
+                bound=x.name not in self.unbound,
+                error=self.unbound.get(x.name),
+            )
+            for x in self.snapshot.listeners
         }
 
     def counters(self) -> Mapping[str, int]:

@@ -321,3 +321,26 @@ def test_server_refuses_an_address_it_cannot_bind() -> None:
             await server.start()
 
     asyncio.run(scenario())
+
+
+async def test_status_reports_listeners_that_failed_to_bind() -> None:
+    store = SnapshotStore()
+    server = XdsServer(store)
+    await server.start()
+    a = sample_snapshot(1, gateway="ns/a", port=80, tag="a")
+    b = sample_snapshot(1, gateway="ns/b", port=81, tag="b")
+    store.publish(Snapshot.build([*a.listeners, *b.listeners], [*a.clusters, *b.clusters]))
+    consumer = RecordingConsumer(unbound={"ns/b/81/HTTP": "address already in use"})
+    client = XdsClient(server.address, consumer, node_id="n", backoff=FAST)
+    try:
+        async with running(client):
+            await eventually(lambda: server.registry.get("n") is not None)
+            record = server.registry.get("n")
+            assert record is not None
+            await eventually(lambda: record.last_status is not None and record.last_status.version is not None)
+            status = record.last_status
+            assert status is not None and status.health is Health.DEGRADED
+            failed = [x for x in status.listeners if not x.bound]
+            assert [(x.name, x.error) for x in failed] == [("ns/b/81/HTTP", "address already in use")]
+    finally:
+        await server.stop()
