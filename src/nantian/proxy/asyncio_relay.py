@@ -153,6 +153,14 @@ class RelayConnection(asyncio.Protocol):
         self._on_ready = None
         self.feed(Stop(reason))
 
+    def shutdown(self) -> None:
+        """Close both sides after what is already buffered for them (the runtime's drain, a removed listener).
+
+        A byte stream has no request boundary to wait for, so this closes now rather than at the drain deadline.
+        """
+        self._on_ready = None
+        self.feed(Stop("shut down", abort=False))
+
     def abort(self) -> None:
         """Close now (the runtime's hard close)."""
         self.stop("closed by the proxy")

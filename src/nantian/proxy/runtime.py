@@ -35,6 +35,8 @@ from nantian.proxy.config import HTTP_PROTOCOLS, CompiledConfig, compile_snapsho
 from nantian.proxy.exchange import ListenerRef
 from nantian.proxy.handler import CompiledListener
 from nantian.proxy.metrics import ProxyMetrics
+from nantian.proxy.stream_config import STREAM_PROTOCOLS
+from nantian.proxy.stream_listeners import StreamFrontEnd
 from nantian.proxy.tls import ServerTls, TlsSession
 
 __all__ = [
@@ -182,6 +184,12 @@ def register_listener_frontend(protocol: Protocol, frontend: ListenerFrontEnd | 
     return previous
 
 
+_STREAMS = StreamFrontEnd()
+"""The built-in stream proxy (:mod:`nantian.proxy.stream_listeners`): TCP, UDP and TLS listeners."""
+for _protocol in sorted(STREAM_PROTOCOLS, key=lambda p: p.value):
+    register_listener_frontend(_protocol, _STREAMS)
+
+
 def _tls_key(lst: Listener, snapshot: Snapshot) -> str:
     if not lst.certificates:
         return ""
@@ -202,6 +210,7 @@ class ProxyRuntime:
         self.options = options or RuntimeOptions()
         self._pm = plugin_manager
         self.metrics = ProxyMetrics()
+        self.metrics.registry.register(_STREAMS.metrics)
         self._pools = PoolRegistry(self.metrics)
         self._bound: dict[str, _Bound] = {}
         self._states: dict[str, ListenerState] = {}

@@ -1,30 +1,35 @@
-"""Metrics and the access log of the stream proxy (TCP, TLS, UDP), in the runtime's registry."""
+"""Metrics and the access log of the stream proxy (TCP, TLS, UDP).
+
+The stream front end is registered once per process (:func:`nantian.proxy.runtime.register_listener_frontend`), so
+its metrics are one :class:`~prometheus_client.registry.Collector` that every runtime adds to its own registry.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from prometheus_client import Counter
-
-from nantian.proxy.metrics import ProxyMetrics
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["StreamMetrics", "access_log"]
 
 access_log = logging.getLogger("nantian.access")
 
 
-class StreamMetrics:
-    """Stream connection, byte and UDP datagram counters, registered once in ``proxy``'s registry.
+class StreamMetrics(Collector):
+    """Stream connection, byte and UDP datagram counters; register it in a registry to export them.
 
-    Totals also go to ``proxy.counts`` (``stream_connections``, ``stream_errors``, ``udp_sessions``,
-    ``udp_dropped``) for status reports.
+    :attr:`counts` holds plain totals (``stream_connections``, ``stream_errors``, ``connections_refused``,
+    ``udp_sessions``, ``udp_dropped``) for status reports.
     """
 
-    def __init__(self, proxy: ProxyMetrics) -> None:
-        r = proxy.registry
-        self.counts = proxy.counts
-        for key in ("stream_connections", "stream_errors", "udp_sessions", "udp_dropped"):
-            self.counts.setdefault(key, 0)
+    def __init__(self) -> None:
+        r = None  # collected through this object, so that several registries can export the same counters
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("stream_connections", "stream_errors", "connections_refused", "udp_sessions", "udp_dropped"), 0
+        )
         self.connections = Counter(
             "nantian_proxy_stream_connections",
             "Closed TCP/TLS connections, by listener, route, backend cluster and result (served, refused).",
@@ -55,6 +60,10 @@ class StreamMetrics:
             ["listener", "reason"],
             registry=r,
         )
+
+    def collect(self) -> Iterator[Metric]:
+        for counter in (self.connections, self.bytes, self.udp_sessions, self.udp_datagrams, self.udp_dropped):
+            yield from counter.collect()
 
     def connection(
         self, listener: str, route: str, backend: str, *, served: bool, bytes_in: int, bytes_out: int

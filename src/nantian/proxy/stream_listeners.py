@@ -1,0 +1,260 @@
+"""TCP, TLS and UDP listeners of the proxy runtime: compile, bind, per-connection routing.
+
+:class:`StreamFrontEnd` serves the IR listeners with protocol TCP, UDP and TLS for
+:class:`~nantian.proxy.ProxyRuntime` (the runtime's listener front-end interface): the runtime calls
+:meth:`StreamFrontEnd.compile` for every such listener of a snapshot before changing anything (a TLS listener that
+cannot terminate raises :class:`~nantian.errors.ConfigRejected`), :meth:`StreamFrontEnd.bind` for new or changed
+ones, and :meth:`StreamBinding.swap` for unchanged ones: they keep their sockets and open connections, and *new*
+connections (UDP: new sessions) are routed with the new config.
+
+Per connection (TCP and TLS): TCP goes to the listener's route at once; TLS passthrough waits for the ClientHello
+(:func:`~nantian.proxy.tls.peek_client_hello`), picks the route by SNI and relays every byte, the ClientHello
+included; TLS terminate picks the route by the SNI of the finished handshake and relays the plaintext. No route,
+no usable backend or a failed upstream connect closes the connection. One ``nantian.access`` line per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+
+import attrs
+
+from nantian.errors import ConfigRejected, RemoteProtocolError
+from nantian.ir import Listener, Protocol, Snapshot
+from nantian.proxy._relay import Side
+from nantian.proxy.asyncio_relay import RelayConnection
+from nantian.proxy.stream_config import (
+    STREAM_PROTOCOLS,
+    CompiledStreamListener,
+    StreamListenerRef,
+    compile_stream_listener,
+)
+from nantian.proxy.stream_metrics import StreamMetrics, access_log
+from nantian.proxy.tls import peek_client_hello
+from nantian.proxy.udp_proxy import UdpOptions, UdpProxy
+
+__all__ = ["STREAM_PROTOCOLS", "StreamBinding", "StreamFrontEnd", "StreamOptions"]
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen(kw_only=True)
+class StreamOptions:
+    """How stream listeners serve.
+
+    :param idle_timeout: Seconds without a byte either way before a TCP/TLS connection closes (``None``: never).
+    :param max_connections: Open TCP/TLS connections over all stream listeners; more are closed on accept.
+    :param backlog: ``listen()`` backlog.
+    :param access_log: One ``nantian.access`` INFO line per connection (UDP: per session).
+    :param udp: UDP session limits.
+    """
+
+    idle_timeout: float | None = 3600.0
+    max_connections: int = 10000
+    backlog: int = 1024
+    access_log: bool = True
+    udp: UdpOptions = attrs.field(factory=UdpOptions)
+
+
+class _Refused(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()  # type: ignore[attr-defined]
+
+
+def _listen_socket(address: str, port: int, kind: socket.SocketKind, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            # lets a listener be re-bound (new certificates) while its old socket still serves
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((address, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _route(config: CompiledStreamListener, conn: RelayConnection) -> None:
+    """Decide where ``conn`` goes (called on accept and on every downstream chunk until decided)."""
+    server_name: str | None = None
+    if config.server_tls is not None:
+        transport = conn.downstream
+        session = config.server_tls.inspect(transport.get_extra_info("ssl_object") if transport else None)
+        if session.refused is not None:
+            conn.stop(session.refused)
+            return
+        server_name = session.server_name
+    elif config.by_sni:
+        try:
+            hello = peek_client_hello(conn.relay.pending)
+        except RemoteProtocolError as exc:
+            conn.stop(str(exc))
+            return
+        if hello is None:
+            return  # the ClientHello is not complete yet
+        server_name = hello.server_name
+    if server_name is not None:
+        conn.info["sni"] = server_name
+    backends = config.select(server_name)
+    if backends is None:
+        conn.stop("no route")
+        return
+    conn.info["route"] = backends.route.name
+    target = backends.pick()
+    if isinstance(target, str):
+        conn.stop(target)
+        return
+    conn.info["backend"] = target.cluster
+    conn.connect(target.address, target.port, timeout=target.connect_timeout)
+
+
+class StreamBinding:
+    """A bound stream listener: its socket, and the config new connections read."""
+
+    def __init__(self, ref: StreamListenerRef, port: int, *, server: asyncio.Server | None, udp: UdpProxy | None):
+        self.ref = ref
+        self._port = port
+        self.server = server
+        self.udp = udp
+
+    @property
+    def port(self) -> int | None:
+        """The bound port."""
+        return self._port
+
+    @property
+    def sessions(self) -> int:
+        """Live UDP sessions (0 for TCP/TLS)."""
+        return len(self.udp) if self.udp is not None else 0
+
+    def swap(self, compiled: object) -> None:
+        """Route new connections (UDP: new sessions) with ``compiled`` from now on."""
+        if not isinstance(compiled, CompiledStreamListener):
+            raise TypeError(f"expected a CompiledStreamListener, got {type(compiled).__name__}")
+        self.ref.current = compiled
+
+    def close(self) -> None:
+        """Stop accepting. Open TCP/TLS connections carry on (the runtime ends them); UDP sessions end now."""
+        if self.server is not None:
+            self.server.close()
+        if self.udp is not None:
+            self.udp.close()
+
+
+class StreamFrontEnd:
+    """Serves TCP, UDP and TLS IR listeners (see the module docstring).
+
+    :param metrics: Where to count connections, bytes and datagrams (a runtime registers it in its registry).
+    """
+
+    def __init__(self, options: StreamOptions | None = None, metrics: StreamMetrics | None = None) -> None:
+        self.options = options or StreamOptions()
+        self.metrics = metrics if metrics is not None else StreamMetrics()
+        self._open: set[RelayConnection] = set()
+
+    def connection_count(self) -> int:
+        """Open TCP/TLS connections over every listener of this front end."""
+        return len(self._open)
+
+    def compile(self, listener: Listener, snapshot: Snapshot) -> CompiledStreamListener:
+        """Compile ``listener``'s routes (and, TLS terminate, its certificates).
+
+        :raises ConfigRejected: the listener cannot be served (TLS termination without usable certificates).
+        """
+        if listener.protocol not in STREAM_PROTOCOLS:
+            raise ConfigRejected(f"listener {listener.name}: protocol {listener.protocol.value} is not a stream")
+        clusters = {c.name: c for c in snapshot.clusters}
+        secrets = {s.name: s for s in snapshot.secrets}
+        try:
+            return compile_stream_listener(listener, clusters, secrets)
+        except ConfigRejected:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigRejected(f"listener {listener.name}: cannot compile: {exc!r}") from exc
+
+    async def bind(self, listener: Listener, port: int, compiled: object, connections: set[object]) -> StreamBinding:
+        """Bind ``listener.address``:``port`` and serve ``compiled``; open connections join ``connections``.
+
+        :raises OSError: the address cannot be bound.
+        """
+        if not isinstance(compiled, CompiledStreamListener):
+            raise TypeError(f"expected a CompiledStreamListener, got {type(compiled).__name__}")
+        ref = StreamListenerRef(name=listener.name, current=compiled)
+        loop = asyncio.get_running_loop()
+        if listener.protocol is Protocol.UDP:
+            sock = _listen_socket(listener.address, port, socket.SOCK_DGRAM, self.options.backlog)
+            bound_port = int(sock.getsockname()[1])
+            proxy = UdpProxy(
+                ref, metrics=self.metrics, options=self.options.udp, access_log_enabled=self.options.access_log
+            )
+            try:
+                await loop.create_datagram_endpoint(lambda: proxy, sock=sock)
+            except OSError:
+                sock.close()
+                raise
+            return StreamBinding(ref, bound_port, server=None, udp=proxy)
+        sock = _listen_socket(listener.address, port, socket.SOCK_STREAM, self.options.backlog)
+        bound_port = int(sock.getsockname()[1])
+        try:
+            server = await loop.create_server(
+                functools.partial(self._accept, ref, connections),
+                sock=sock,
+                ssl=compiled.server_tls.context if compiled.server_tls is not None else None,
+                backlog=self.options.backlog,
+            )
+        except OSError:
+            sock.close()
+            raise
+        return StreamBinding(ref, bound_port, server=server, udp=None)
+
+    # -- connections ---------------------------------------------------------------------------------------------
+    def _accept(self, ref: StreamListenerRef, connections: set[object]) -> asyncio.BaseProtocol:
+        if len(self._open) >= self.options.max_connections:
+            self.metrics.counts["connections_refused"] += 1
+            return _Refused()
+        config = ref.current
+        conn = RelayConnection(
+            on_ready=functools.partial(_route, config),
+            on_done=functools.partial(self._done, connections, config),
+            idle_timeout=self.options.idle_timeout,
+            half_close_downstream=config.server_tls is None,
+        )
+        connections.add(conn)
+        self._open.add(conn)
+        return conn
+
+    def _done(self, connections: set[object], config: CompiledStreamListener, conn: RelayConnection) -> None:
+        connections.discard(conn)
+        self._open.discard(conn)
+        relay = conn.relay
+        bytes_in, bytes_out = relay.received[Side.DOWNSTREAM], relay.received[Side.UPSTREAM]
+        route = conn.info.get("route", "-")
+        backend = conn.info.get("backend", "-")
+        self.metrics.connection(
+            config.name, route, backend, served=relay.connected, bytes_in=bytes_in, bytes_out=bytes_out
+        )
+        if self.options.access_log and access_log.isEnabledFor(logging.INFO):
+            client = conn.client
+            access_log.info(
+                "access listener=%s route=%s backend=%s upstream=%s client=%s sni=%s duration_ms=%.3f bytes_in=%d "
+                "bytes_out=%d reason=%s protocol=%s",
+                config.name,
+                route,
+                backend,
+                conn.upstream or "-",
+                f"{client[0]}:{client[1]}" if client else "-",
+                conn.info.get("sni", "-"),
+                (conn.ended_at - conn.started_at) * 1000.0,
+                bytes_in,
+                bytes_out,
+                relay.close_reason,
+                config.protocol.value,
+            )
