@@ -71,30 +71,21 @@ def end_to_end(headers: Headers) -> Headers:
     ]
 
 
-def _encode_fields(parts: list[str], headers: Headers) -> None:
-    for k, v in headers:
-        parts.append(k)
-        parts.append(": ")
-        parts.append(v)
-        parts.append("\r\n")
+def _fields(headers: Headers) -> str:
+    """``name: value\r\n`` for every field (``": ".join`` on the tuples runs in C)."""
+    if not headers:
+        return ""
+    return "\r\n".join(map(": ".join, headers)) + "\r\n"
 
 
 def encode_response_head(status: int, headers: Headers, framing: str) -> bytes:
-    """Status line, ``headers`` and the front end's own ``framing`` lines (already ``\\r\\n``-terminated)."""
-    parts: list[str] = []
-    _encode_fields(parts, headers)
-    parts.append(framing)
-    parts.append("\r\n")
-    return status_line(status) + "".join(parts).encode("latin-1")
+    """Status line, ``headers`` and the front end's own ``framing`` lines (already ``\r\n``-terminated)."""
+    return status_line(status) + f"{_fields(headers)}{framing}\r\n".encode("latin-1")
 
 
 def encode_request_head(method: str, target: str, authority: str, headers: Headers, framing: str) -> bytes:
     """Request line, ``host``, ``headers`` and ``framing`` lines."""
-    parts = [method, " ", target, " HTTP/1.1\r\nhost: ", authority, "\r\n"]
-    _encode_fields(parts, headers)
-    parts.append(framing)
-    parts.append("\r\n")
-    return "".join(parts).encode("latin-1")
+    return f"{method} {target} HTTP/1.1\r\nhost: {authority}\r\n{_fields(headers)}{framing}\r\n".encode("latin-1")
 
 
 def encode_chunk(data: bytes) -> list[bytes]:
