@@ -1,0 +1,241 @@
+"""TLS listeners through the runtime: passthrough routed by the peeked SNI to real TLS backends, and terminate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+
+import pytest
+import trustme
+from http1_harness import free_port, running
+
+from nantian import ir
+
+TIMEOUT = 5.0
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(ctx)
+    return ctx
+
+
+@contextlib.asynccontextmanager
+async def tls_backend(ca: trustme.CA, name: str, *hosts: str) -> AsyncIterator[int]:
+    """A TLS server for ``hosts`` that greets with ``name`` and then echoes."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert(*hosts).configure_cert(ctx)
+    writers: set[asyncio.StreamWriter] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
+        try:
+            writer.write(f"{name}\n".encode())
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+            writers.discard(writer)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for writer in list(writers):
+            writer.transport.abort()
+
+
+@contextlib.asynccontextmanager
+async def plain_backend(name: str) -> AsyncIterator[int]:
+    """A plaintext TCP server that greets with ``name`` and then echoes."""
+    writers: set[asyncio.StreamWriter] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
+        try:
+            writer.write(f"{name}\n".encode())
+            while chunk := await reader.read(65536):
+                writer.write(chunk)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+            writers.discard(writer)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for writer in list(writers):
+            writer.transport.abort()
+
+
+def tls_route(name: str, cluster: str | None, *hostnames: str) -> ir.StreamRoute:
+    return ir.StreamRoute(
+        name=f"TLSRoute/ns/{name}@ns/gw/tls",
+        route=f"TLSRoute/ns/{name}",
+        section="ns/gw/tls",
+        hostnames=hostnames,
+        backends=(ir.WeightedCluster(cluster=cluster),),
+    )
+
+
+def cluster(name: str, port: int) -> ir.Cluster:
+    return ir.Cluster(name=name, protocol=ir.AppProtocol.TCP, endpoints=(ir.Endpoint(address="127.0.0.1", port=port),))
+
+
+def tls_listener(
+    port: int, mode: ir.TlsMode, *routes: ir.StreamRoute, certificates: tuple[ir.TlsCertificate, ...] = ()
+) -> ir.Listener:
+    return ir.Listener(
+        name=f"ns/gw/{port}/TLS",
+        gateway="ns/gw",
+        address="127.0.0.1",
+        port=port,
+        protocol=ir.Protocol.TLS,
+        tls_mode=mode,
+        certificates=certificates,
+        stream_routes=routes,
+    )
+
+
+async def greeting(port: int, ctx: ssl.SSLContext, sni: str, payload: bytes = b"ping") -> tuple[str, bytes]:
+    """Connect with TLS and ``sni``: the backend's greeting line and the echo of ``payload``."""
+    async with asyncio.timeout(TIMEOUT):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=sni)
+        try:
+            line = (await reader.readline()).decode().strip()
+            writer.write(payload)
+            echoed = await reader.readexactly(len(payload))
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+    return line, echoed
+
+
+async def refused(port: int, ctx: ssl.SSLContext | None, sni: str | None, data: bytes = b"") -> bool:
+    """Whether the proxy closes the connection (handshake fails, or EOF before any byte)."""
+    async with asyncio.timeout(TIMEOUT):
+        try:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=ctx, server_hostname=sni if ctx is not None else None
+            )
+        except (OSError, ssl.SSLError):
+            return True
+        try:
+            if data:
+                writer.write(data)
+            return await reader.read(100) == b""
+        except (OSError, ssl.SSLError):
+            return True
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+
+
+async def test_passthrough_routes_by_sni_to_two_tls_backends(ca: trustme.CA) -> None:
+    ctx = client_context(ca)
+    async with (
+        tls_backend(ca, "A", "a.example") as port_a,
+        tls_backend(ca, "B", "b.example", "*.wild.example") as port_b,
+    ):
+        port = free_port()
+        lst = tls_listener(
+            port,
+            ir.TlsMode.PASSTHROUGH,
+            tls_route("a", "ca", "a.example"),
+            tls_route("b", "cb", "b.example", "*.wild.example"),
+        )
+        snap = ir.Snapshot.build([lst], [cluster("ca", port_a), cluster("cb", port_b)])
+        async with running(snap) as rt:
+            assert rt.listener_states()[lst.name].bound
+            # the client's handshake completes with the backend's own certificate: the bytes went through untouched
+            assert await greeting(port, ctx, "a.example") == ("A", b"ping")
+            assert await greeting(port, ctx, "b.example") == ("B", b"ping")
+            assert await greeting(port, ctx, "x.wild.example", b"wild") == ("B", b"wild")
+            assert await refused(port, ctx, "c.example")
+            assert await refused(port, None, None, b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+
+
+async def test_passthrough_route_without_hostnames_takes_any_sni(ca: trustme.CA) -> None:
+    ctx = client_context(ca)
+    async with tls_backend(ca, "A", "a.example") as port_a, tls_backend(ca, "ANY", "any.example") as port_any:
+        port = free_port()
+        lst = tls_listener(port, ir.TlsMode.PASSTHROUGH, tls_route("any", "cany"), tls_route("a", "ca", "a.example"))
+        snap = ir.Snapshot.build([lst], [cluster("ca", port_a), cluster("cany", port_any)])
+        async with running(snap):
+            assert await greeting(port, ctx, "a.example") == ("A", b"ping")  # exact beats the catch-all
+            assert await greeting(port, ctx, "any.example") == ("ANY", b"ping")
+
+
+async def test_passthrough_invalid_backend_closes(ca: trustme.CA) -> None:
+    port = free_port()
+    lst = tls_listener(port, ir.TlsMode.PASSTHROUGH, tls_route("a", None, "a.example"))
+    async with running(ir.Snapshot.build([lst], [])):
+        assert await refused(port, client_context(ca), "a.example")
+
+
+def secret(name: str, cert: trustme.LeafCert) -> ir.Secret:
+    return ir.Secret(
+        name=name,
+        certificate_chain="".join(b.bytes().decode() for b in cert.cert_chain_pems),
+        private_key=cert.private_key_pem.bytes().decode(),
+    )
+
+
+async def test_terminate_relays_plaintext_to_the_route_matching_sni(ca: trustme.CA) -> None:
+    ctx = client_context(ca)
+    async with plain_backend("T") as port_t, plain_backend("U") as port_u:
+        port = free_port()
+        certs = (
+            ir.TlsCertificate(hostname="t.example", secret="ns/t", section="ns/gw/tls"),
+            ir.TlsCertificate(hostname="u.example", secret="ns/u", section="ns/gw/tls"),
+        )
+        lst = tls_listener(
+            port,
+            ir.TlsMode.TERMINATE,
+            tls_route("t", "ct", "t.example"),
+            tls_route("u", "cu", "u.example"),
+            certificates=certs,
+        )
+        secrets = [secret("ns/t", ca.issue_cert("t.example")), secret("ns/u", ca.issue_cert("u.example"))]
+        snap = ir.Snapshot.build([lst], [cluster("ct", port_t), cluster("cu", port_u)], secrets)
+        async with running(snap) as rt:
+            assert await greeting(port, ctx, "t.example", b"plain") == ("T", b"plain")
+            assert await greeting(port, ctx, "u.example", b"text") == ("U", b"text")
+            unverified = ssl.create_default_context()
+            unverified.check_hostname = False
+            unverified.verify_mode = ssl.CERT_NONE
+            assert await refused(port, unverified, "v.example")  # a certificate is served, but no route matches
+            # new certificates: the listener is re-bound, the old secret no longer served
+            renewed = [secret("ns/t", ca.issue_cert("t.example")), secrets[1]]
+            result = await rt.apply(ir.Snapshot.build([lst], [cluster("ct", port_t), cluster("cu", port_u)], renewed))
+            assert result.bound == (lst.name,)
+            assert await greeting(port, ctx, "t.example") == ("T", b"ping")
+
+
+async def test_terminate_without_usable_certificates_is_refused(ca: trustme.CA) -> None:
+    from nantian.errors import ConfigRejected
+
+    port = free_port()
+    lst = tls_listener(port, ir.TlsMode.TERMINATE, tls_route("t", None, "t.example"))
+    rt_snap = ir.Snapshot.build([], [])
+    async with running(rt_snap) as rt:
+        with pytest.raises(ConfigRejected, match="certificate"):
+            await rt.apply(ir.Snapshot.build([lst], []))
+        assert rt.version == rt_snap.version
