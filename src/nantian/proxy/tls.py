@@ -160,7 +160,7 @@ class TlsSession:
 class _Entry:
     hostname: str | None
     section: str
-    secret: str
+    secrets: tuple[str, ...]
     context: ssl.SSLContext
     validation: ClientValidation | None
 
@@ -266,7 +266,18 @@ def build_server_tls(
         raise ConfigRejected(f"{where}: TLS needs at least one certificate")
     if alpn is None:
         alpn = ALPN_HTTP if listener.protocol is Protocol.HTTPS else ()
-    entries = [_compile_certificate(cert, secrets, alpn, where) for cert in listener.certificates]
+    # Several certificates for one (hostname, section), e.g. an RSA and an ECDSA one, share a context: OpenSSL
+    # keeps one per key type and serves the one the client's signature algorithms allow.
+    by_name: dict[tuple[str | None, str], _Entry] = {}
+    for cert in listener.certificates:
+        key = (_normalize(cert.hostname) if cert.hostname else None, cert.section)
+        known = by_name.get(key)
+        if known is None:
+            by_name[key] = _compile_certificate(cert, secrets, alpn, where)
+        else:
+            load_certificate(known.context, _secret(cert.secret, secrets, where))
+            by_name[key] = attrs.evolve(known, secrets=(*known.secrets, cert.secret))
+    entries = list(by_name.values())
     fallback = next((e for e in entries if e.hostname is None), entries[0])
     validations = [e.validation for e in entries]
     base = _server_context(alpn)
@@ -281,7 +292,8 @@ def build_server_tls(
 
 
 def _load_cert_for(ctx: ssl.SSLContext, entry: _Entry, listener: str, secrets: Mapping[str, Secret]) -> None:
-    load_certificate(ctx, secrets[entry.secret])
+    for name in entry.secrets:
+        load_certificate(ctx, secrets[name])
     if entry.validation is not None:
         _load_ca(ctx, entry.validation.ca_secrets, secrets, f"listener {listener} client validation")
 
@@ -289,11 +301,8 @@ def _load_cert_for(ctx: ssl.SSLContext, entry: _Entry, listener: str, secrets: M
 def _compile_certificate(
     cert: TlsCertificate, secrets: Mapping[str, Secret], alpn: Sequence[str], where: str
 ) -> _Entry:
-    secret = secrets.get(cert.secret)
-    if secret is None:
-        raise ConfigRejected(f"{where}: certificate secret {cert.secret} missing")
     ctx = _server_context(alpn)
-    load_certificate(ctx, secret)
+    load_certificate(ctx, _secret(cert.secret, secrets, where))
     validation = cert.client_validation
     if validation is not None:
         _load_ca(ctx, validation.ca_secrets, secrets, f"{where} client validation")
@@ -301,7 +310,14 @@ def _compile_certificate(
             ssl.CERT_REQUIRED if validation.mode is ClientValidationMode.ALLOW_VALID_ONLY else ssl.CERT_OPTIONAL
         )
     hostname = _normalize(cert.hostname) if cert.hostname else None
-    return _Entry(hostname=hostname, section=cert.section, secret=cert.secret, context=ctx, validation=validation)
+    return _Entry(hostname=hostname, section=cert.section, secrets=(cert.secret,), context=ctx, validation=validation)
+
+
+def _secret(name: str, secrets: Mapping[str, Secret], where: str) -> Secret:
+    secret = secrets.get(name)
+    if secret is None:
+        raise ConfigRejected(f"{where}: certificate secret {name} missing")
+    return secret
 
 
 def build_server_context(listener: Listener, secrets: Mapping[str, Secret]) -> ssl.SSLContext:

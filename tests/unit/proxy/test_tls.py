@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -486,3 +488,31 @@ def test_select_stream_route_by_sni() -> None:
     assert select_stream_route(routes, None) == routes[0]
     assert select_stream_route(routes[1:], "elsewhere.test") is None
     assert select_stream_route(routes[1:], None) is None
+
+
+@pytest.mark.parametrize(
+    ("cipher", "key_type"),
+    [("ECDHE-RSA-AES128-GCM-SHA256", rsa.RSAPublicKey), ("ECDHE-ECDSA-AES128-GCM-SHA256", ec.EllipticCurvePublicKey)],
+)
+async def test_rsa_and_ecdsa_certificates_for_one_name_share_a_context(
+    server_ca: trustme.CA, cipher: str, key_type: type
+) -> None:
+    rsa_secret = _secret("ns/rsa", server_ca.issue_cert("dual.example.com", key_type=trustme.KeyType.RSA))
+    ecdsa_secret = _secret("ns/ecdsa", server_ca.issue_cert("dual.example.com", key_type=trustme.KeyType.ECDSA))
+    listener = _listener(
+        ir.TlsCertificate(hostname="dual.example.com", secret="ns/rsa", section="ns/gw/dual"),
+        ir.TlsCertificate(hostname="dual.example.com", secret="ns/ecdsa", section="ns/gw/dual"),
+    )
+    tls = build_server_tls(listener, {"ns/rsa": rsa_secret, "ns/ecdsa": ecdsa_secret})
+    ctx = _client_context(server_ca)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # TLS 1.2 cipher suites name the certificate's key type
+    ctx.set_ciphers(cipher)
+    sessions: list[TlsSession] = []
+    async for port in _serve(tls, sessions):
+        async with asyncio.timeout(TIMEOUT):
+            _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="dual.example.com")
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True)
+            writer.close()
+    assert isinstance(x509.load_der_x509_certificate(der).public_key(), key_type)
+    assert [s.section for s in sessions] == ["ns/gw/dual"]
