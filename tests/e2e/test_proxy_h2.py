@@ -244,3 +244,11 @@ async def test_drain_sends_goaway_to_h2_clients() -> None:
         await env.runtime.drain(2.0)
         assert env.runtime.counters()["active_connections"] == 0
     assert json.loads(r.content)["path"] == "/h1/before"
+
+
+async def test_a_bodiless_h2_request_reaches_http1_without_framing_headers() -> None:
+    async with proxy_env() as env, httpx.AsyncClient(http1=False, http2=True, timeout=TIMEOUT) as client:
+        r = await client.get(f"http://127.0.0.1:{env.port}/h1/get")
+    headers = {k.lower() for k in r.json()["headers"]}
+    assert "transfer-encoding" not in headers
+    assert "content-length" not in headers

@@ -319,7 +319,8 @@ class H2ServerProtocol(H2Protocol):
         exchange = Exchange(
             listener=self.listener.name,
             head=head,
-            body=stream,
+            # HEADERS with END_STREAM: no body at all (not an empty chunked one) for the upstream to frame.
+            body=EmptyBody() if event.end_stream else stream,
             response=sink,
             received_at=asyncio.get_running_loop().time(),
         )
