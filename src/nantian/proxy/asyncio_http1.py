@@ -267,6 +267,7 @@ class Http1Server(asyncio.Protocol):
         self._raw: list[bytes] = []
         self._head_size = 0
         self._fields_size = 0
+        self._messages = 0
         self._in_head = False
         self._parsing_body: StreamBody | None = None
         self._trailers: Headers | None = None
@@ -304,6 +305,8 @@ class Http1Server(asyncio.Protocol):
         if self.state is _State.IDLE:
             self.state = _State.HEAD
             self.state_since = self._loop.time()
+        was_in_head = self._in_head
+        begun = self._messages
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -317,7 +320,9 @@ class Http1Server(asyncio.Protocol):
             else:
                 self._protocol_error(400, str(exc))
             return
-        if self._in_head:
+        if self._in_head and was_in_head and begun == self._messages:
+            # the same head is still incomplete after this whole chunk (pipelined complete requests in a chunk
+            # must not count against the next head)
             self._head_size += len(data)
             if self._head_size > self.options.max_head:
                 self._protocol_error(431, "request head too large")
@@ -386,6 +391,7 @@ class Http1Server(asyncio.Protocol):
 
     # -- parser callbacks --------------------------------------------------------------------------------------
     def on_message_begin(self) -> None:
+        self._messages += 1
         self._url = b""
         self._headers = []
         self._raw = []

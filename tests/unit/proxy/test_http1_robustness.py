@@ -111,6 +111,21 @@ async def test_pipelined_requests_are_answered_in_order() -> None:
         assert out.rfind(b"/last") > out.find(b'"body": "hello"')
 
 
+async def test_many_pipelined_requests_in_one_write_are_not_an_oversize_head() -> None:
+    async with _proxy(http1=Http1Options(max_head=4096)) as (port, up, _rt):
+        data = b"GET /p HTTP/1.1\r\nHost: a\r\nX-Pad: " + b"p" * 100 + b"\r\n\r\n"
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(data * 99 + b"GET /p HTTP/1.1\r\nHo")  # the chunk ends inside the 100th head
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"st: a\r\nConnection: close\r\n\r\n")
+        async with asyncio.timeout(5):
+            out = await reader.read(-1)
+        writer.close()
+        assert out.count(b"HTTP/1.1 200") == 100
+        assert len(up.seen) == 100
+
+
 async def test_connection_close_and_http10() -> None:
     async with _proxy() as (port, _up, _rt):
         out = await raw_exchange(port, b"GET / HTTP/1.0\r\n\r\n")
