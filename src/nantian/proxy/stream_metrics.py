@@ -6,11 +6,12 @@ its metrics are one :class:`~prometheus_client.registry.Collector` that every ru
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import Counter
-from prometheus_client.core import Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 __all__ = ["StreamMetrics", "access_log"]
@@ -61,9 +62,31 @@ class StreamMetrics(Collector):
             registry=r,
         )
 
+        self._live_sessions: dict[int, tuple[str, Callable[[], int]]] = {}
+        self._ids = itertools.count()
+
+    def track_sessions(self, listener: str, count: Callable[[], int]) -> Callable[[], None]:
+        """Export ``count()`` as live UDP sessions of ``listener`` until the returned function is called."""
+        key = next(self._ids)
+        self._live_sessions[key] = (listener, count)
+
+        def untrack() -> None:
+            self._live_sessions.pop(key, None)
+
+        return untrack
+
     def collect(self) -> Iterator[Metric]:
         for counter in (self.connections, self.bytes, self.udp_sessions, self.udp_datagrams, self.udp_dropped):
             yield from counter.collect()
+        live = GaugeMetricFamily(
+            "nantian_proxy_udp_active_sessions", "Live UDP sessions, by listener.", labels=["listener"]
+        )
+        totals: dict[str, int] = {}
+        for listener, count in list(self._live_sessions.values()):
+            totals[listener] = totals.get(listener, 0) + count()
+        for listener, n in sorted(totals.items()):
+            live.add_metric([listener], n)
+        yield live
 
     def connection(
         self, listener: str, route: str, backend: str, *, served: bool, bytes_in: int, bytes_out: int

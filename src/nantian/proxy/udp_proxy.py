@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import typing
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -56,8 +58,8 @@ class _Session(asyncio.DatagramProtocol):
         self.datagrams_in = self.datagrams_out = self.bytes_in = self.bytes_out = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # cast: asyncio's selector datagram transport does not subclass DatagramTransport
+        self.transport = typing.cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self.datagrams_out += 1
@@ -136,6 +138,7 @@ class UdpProxy(asyncio.DatagramProtocol):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self._untrack: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         """Live sessions."""
@@ -143,9 +146,9 @@ class UdpProxy(asyncio.DatagramProtocol):
 
     # -- downstream ----------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = typing.cast(asyncio.DatagramTransport, transport)
         self._loop = asyncio.get_running_loop()
+        self._untrack = self._metrics.track_sessions(self.ref.name, self.sessions.__len__)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if self._closed or self._loop is None:
@@ -243,6 +246,8 @@ class UdpProxy(asyncio.DatagramProtocol):
         if self._closed:
             return
         self._closed = True
+        if self._untrack is not None:
+            self._untrack()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
