@@ -197,6 +197,20 @@ def check_no_cross_namespace_backend_without_a_reference_grant(world: World, t: 
                 )
 
 
+def check_no_cross_namespace_certificate_without_a_reference_grant(world: World, t: Translation) -> None:
+    secrets = {s.name for s in t.snapshot.secrets}
+    for lst in t.snapshot.listeners:
+        for cert in lst.certificates:
+            assert cert.secret in secrets
+            gw_ns = cert.section.split("/")[0]
+            namespace, name = cert.secret.split("/", 1)
+            assert world.get("Secret", namespace, name) is not None, f"{cert.secret}: no such Secret"
+            if namespace != gw_ns:
+                assert world.granted("Gateway", gw_ns, "Secret", namespace, name), (
+                    f"{cert.section} serves {cert.secret} without a ReferenceGrant"
+                )
+
+
 @given(nst.documents(valid=None), st.integers(min_value=0, max_value=2**32))
 def test_translate_never_raises_and_ignores_input_order(docs: list[dict[str, Any]], seed: int) -> None:
     a = _translate(docs)
@@ -217,3 +231,4 @@ def test_translation_follows_gateway_api_rules(docs: list[dict[str, Any]]) -> No
     check_served_routes_are_accepted_by_an_admitting_listener(world, t)
     check_virtual_host_names_are_listener_route_intersections(world, t)
     check_no_cross_namespace_backend_without_a_reference_grant(world, t)
+    check_no_cross_namespace_certificate_without_a_reference_grant(world, t)

@@ -592,37 +592,42 @@ def _any_document() -> st.SearchStrategy[Doc]:
     )
 
 
-def _cross_namespace_refs(docs: Sequence[Doc]) -> list[tuple[str, str, str, str]]:
-    """(route kind, route namespace, Service namespace, Service name) of every cross-namespace backendRef."""
+def _cross_namespace_refs(docs: Sequence[Doc]) -> list[tuple[str, str, str, str, str]]:
+    """(from kind, from namespace, to kind, to namespace, to name) of every cross-namespace reference:
+    route backendRefs and mirrors to Services, Gateway certificateRefs to Secrets."""
     found = []
     for doc in docs:
-        if doc["kind"] not in ("HTTPRoute", "GRPCRoute", "TCPRoute"):
-            continue
-        ns = doc["metadata"]["namespace"]
-        for rule in doc["spec"].get("rules", ()):
-            refs = list(rule.get("backendRefs", ()))
-            refs += [f["requestMirror"]["backendRef"] for f in rule.get("filters", ()) if "requestMirror" in f]
-            for ref in refs:
-                if ref.get("namespace", ns) != ns and ref.get("kind", "Service") == "Service":
-                    found.append((doc["kind"], ns, ref["namespace"], ref["name"]))
+        ns = doc["metadata"].get("namespace", "")
+        if doc["kind"] in ("HTTPRoute", "GRPCRoute", "TCPRoute"):
+            for rule in doc["spec"].get("rules", ()):
+                refs = list(rule.get("backendRefs", ()))
+                refs += [f["requestMirror"]["backendRef"] for f in rule.get("filters", ()) if "requestMirror" in f]
+                for ref in refs:
+                    if ref.get("namespace", ns) != ns and ref.get("kind", "Service") == "Service":
+                        found.append((doc["kind"], ns, "Service", ref["namespace"], ref["name"]))
+        elif doc["kind"] == "Gateway":
+            for listener in doc["spec"]["listeners"]:
+                for ref in (listener.get("tls") or {}).get("certificateRefs", ()):
+                    if ref.get("namespace", ns) != ns:
+                        found.append(("Gateway", ns, "Secret", ref["namespace"], ref["name"]))
     return sorted(set(found))
 
 
 @st.composite
 def _grants_for_cross_namespace_refs(draw: st.DrawFn, docs: Sequence[Doc]) -> list[Doc]:
-    """ReferenceGrants allowing some of the cross-namespace backendRefs in ``docs`` (by name or for any)."""
+    """ReferenceGrants allowing some of the cross-namespace references in ``docs`` (by name or for any)."""
     grants = []
-    for i, (kind, from_ns, to_ns, service) in enumerate(_cross_namespace_refs(docs)):
+    for i, (from_kind, from_ns, to_kind, to_ns, to_name) in enumerate(_cross_namespace_refs(docs)):
         if draw(st.booleans()):
-            to: Doc = {"group": "", "kind": "Service"}
+            to: Doc = {"group": "", "kind": to_kind}
             if draw(st.booleans()):
-                to["name"] = service
+                to["name"] = to_name
             grants.append(
                 {
                     "apiVersion": f"{GATEWAY_API}/v1beta1",
                     "kind": "ReferenceGrant",
                     "metadata": _meta(f"allow-{i}", to_ns),
-                    "spec": {"from": [{"group": GATEWAY_API, "kind": kind, "namespace": from_ns}], "to": [to]},
+                    "spec": {"from": [{"group": GATEWAY_API, "kind": from_kind, "namespace": from_ns}], "to": [to]},
                 }
             )
     return grants
@@ -643,8 +648,9 @@ def documents(
     HTTP/GRPC/TCP routes, Services with EndpointSlices, TLS Secrets with real PEM, ReferenceGrants.
 
     :param valid: ``True``: every document is schema-valid (references may still dangle, listeners may
-        conflict, routes may be refused: those are status, not parse errors). ``False``: at least one
-        document is malformed (bad port, unknown kind, missing or mistyped field). ``None``: either.
+        conflict, routes may be refused: those are status, not parse errors). ``False``: one to three
+        documents have one thing broken (bad port, unknown kind, a field removed or replaced by arbitrary
+        JSON), which usually, not always, makes them fail to parse. ``None``: either.
     :param controller_name: the controller of the ``nantian`` GatewayClass.
     """
     docs: list[Doc] = [draw(namespace_documents(ns)) for ns in NAMESPACES]
