@@ -29,7 +29,7 @@ def test_ir_values_round_trip_exactly(name: str, data: st.DataObject) -> None:
     strategy, cls = STRATEGIES[name]
     value = data.draw(strategy)
     encoded = ir.dumps(value)
-    decoded = ir.loads(encoded, cls)
+    decoded: Any = ir.loads(encoded, cls)
     assert decoded == value
     assert ir.dumps(decoded) == encoded
 

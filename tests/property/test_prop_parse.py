@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nantian.errors import ParseError
-from nantian.resources import ObjectRef, parse_documents, parse_object
+from nantian.resources import ObjectRef, ResourceSet, UnknownObject, parse_documents, parse_object
 from nantian.testing import strategies as nst
 
 KINDS = [
@@ -78,3 +78,11 @@ def test_parse_documents_reports_instead_of_raising(values: list[Any]) -> None:
     assert all(isinstance(e, ParseError) for e in errors)
     assert all(e.source is not None and e.source.startswith("generated.yaml:") for e in errors)
     assert len(objects) + len(errors) <= len(values)
+
+
+@given(nst.resource_sets(valid=False, max_gateways=1, max_routes=2))
+def test_resource_sets_keep_what_failed_to_parse(resources: ResourceSet) -> None:
+    assert all(isinstance(e, ParseError) for e in resources.errors)
+    for obj in resources:
+        assert resources.get(obj.ref) == obj
+        assert resources.raw(obj.ref)["kind"] == obj.ref.kind or isinstance(obj, UnknownObject)
