@@ -20,6 +20,8 @@ STRATEGIES: dict[str, tuple[st.SearchStrategy[Any], type]] = {
     "stream_route": (nst.ir_stream_routes(), ir.StreamRoute),
     "redirect": (nst.ir_redirects(), ir.Redirect),
     "upstream_tls": (nst.ir_upstream_tls(), ir.UpstreamTls),
+    "client_validation": (nst.ir_client_validations(), ir.ClientValidation),
+    "plugin_filter": (nst.ir_plugin_filters(), ir.PluginFilter),
 }
 
 
@@ -44,17 +46,7 @@ def test_snapshots_round_trip_exactly(snapshot: ir.Snapshot) -> None:
     assert rebuilt == snapshot
 
 
-@st.composite
-def related_snapshots(draw: st.DrawFn) -> tuple[ir.Snapshot, ir.Snapshot]:
-    """Two snapshots sharing some resources: ``b`` keeps part of ``a``, replaces some, adds others."""
-    a = draw(nst.ir_snapshots(max_resources=2))
-    fresh = draw(nst.ir_snapshots(max_resources=2))
-    kept = {k: r for k, r in a.resources().items() if draw(st.booleans())}
-    added = {k: r for k, r in fresh.resources().items() if draw(st.booleans())}
-    return a, ir.Snapshot.from_resources({**kept, **added}.values())
-
-
-@given(related_snapshots())
+@given(nst.ir_snapshot_pairs())
 def test_apply_diff_gives_the_target(pair: tuple[ir.Snapshot, ir.Snapshot]) -> None:
     a, b = pair
     delta = ir.diff(a, b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import zlib
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
@@ -13,8 +14,10 @@ from hypothesis import strategies as st
 from nantian import ir
 
 __all__ = [
+    "ir_client_validations",
     "ir_clusters",
     "ir_cors",
+    "ir_deltas",
     "ir_endpoints",
     "ir_header_modifiers",
     "ir_http_matches",
@@ -22,10 +25,12 @@ __all__ = [
     "ir_listeners",
     "ir_mirrors",
     "ir_path_modifiers",
+    "ir_plugin_filters",
     "ir_redirects",
     "ir_retries",
     "ir_rewrites",
     "ir_secrets",
+    "ir_snapshot_pairs",
     "ir_snapshots",
     "ir_stream_routes",
     "ir_timeouts",
@@ -176,9 +181,15 @@ def ir_http_matches() -> st.SearchStrategy[ir.HttpMatch]:
 
 
 @_cached
+def ir_plugin_filters() -> st.SearchStrategy[ir.PluginFilter]:
+    """ExtensionRef filters: a target name and its spec as canonical JSON."""
+    config = st.dictionaries(_LABEL, st.integers() | _LABEL, max_size=2)
+    return st.builds(ir.PluginFilter, name=_NAMES, config=config.map(lambda c: json.dumps(c, sort_keys=True)))
+
+
+@_cached
 def ir_http_routes(clusters: Sequence[str] | None = None) -> st.SearchStrategy[ir.HttpRoute]:
     """HTTP routes with every filter the IR has (each present or absent)."""
-    plugin = st.builds(ir.PluginFilter, name=_NAMES, config=st.sampled_from(["{}", '{"a":1}', '{"k":"v"}']))
     return st.builds(
         ir.HttpRoute,
         name=_NAMES,
@@ -191,7 +202,7 @@ def ir_http_routes(clusters: Sequence[str] | None = None) -> st.SearchStrategy[i
         rewrite=_optional(ir_rewrites()),
         mirrors=_tuples(ir_mirrors(clusters), max_size=2),
         cors=_optional(ir_cors()),
-        plugin_filters=_tuples(plugin, max_size=2),
+        plugin_filters=_tuples(ir_plugin_filters(), max_size=2),
         backends=_tuples(ir_weighted_clusters(clusters)),
         direct_status=_optional(st.sampled_from([404, 500, 503])),
         timeouts=_optional(ir_timeouts()),
@@ -229,19 +240,24 @@ def ir_stream_routes(clusters: Sequence[str] | None = None) -> st.SearchStrategy
 
 
 @_cached
-def ir_tls_certificates(secrets: Sequence[str] | None = None) -> st.SearchStrategy[ir.TlsCertificate]:
-    """Served certificates, some with client validation (frontend mTLS)."""
-    validation = st.builds(
+def ir_client_validations(secrets: Sequence[str] | None = None) -> st.SearchStrategy[ir.ClientValidation]:
+    """Frontend mTLS settings: CA secrets and mode."""
+    return st.builds(
         ir.ClientValidation,
         ca_secrets=_tuples(_names_from(secrets), max_size=2),
         mode=st.sampled_from(ir.ClientValidationMode),
     )
+
+
+@_cached
+def ir_tls_certificates(secrets: Sequence[str] | None = None) -> st.SearchStrategy[ir.TlsCertificate]:
+    """Served certificates, some with client validation (frontend mTLS)."""
     return st.builds(
         ir.TlsCertificate,
         hostname=_optional(_HOSTNAMES),
         secret=_names_from(secrets),
         section=_NAMES,
-        client_validation=_optional(validation),
+        client_validation=_optional(ir_client_validations(secrets)),
     )
 
 
@@ -409,3 +425,20 @@ class _Remap:
         )
         streams = tuple(attrs.evolve(s, backends=self._backends(s.backends)) for s in listener.stream_routes)
         return attrs.evolve(listener, certificates=tuple(certificates), virtual_hosts=vhosts, stream_routes=streams)
+
+
+@st.composite
+def ir_snapshot_pairs(draw: st.DrawFn, *, max_resources: int = 2) -> tuple[ir.Snapshot, ir.Snapshot]:
+    """Two consistent snapshots sharing some resources: the second keeps part of the first, replaces or
+    drops the rest, and adds new ones (what a reconcile after a few changes looks like)."""
+    a = draw(ir_snapshots(max_resources=max_resources))
+    fresh = draw(ir_snapshots(max_resources=max_resources))
+    kept = {k: r for k, r in a.resources().items() if draw(st.booleans())}
+    added = {k: r for k, r in fresh.resources().items() if draw(st.booleans())}
+    b = ir.Snapshot.from_resources({**kept, **added}.values())
+    return a, b
+
+
+def ir_deltas() -> st.SearchStrategy[ir.Delta]:
+    """Deltas between the snapshots of :func:`ir_snapshot_pairs` (``diff(a, b)``)."""
+    return ir_snapshot_pairs().map(lambda pair: ir.diff(*pair))
