@@ -6,6 +6,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import hpack
 import hyperframe.frame
 import pytest
 from hypothesis import given
@@ -171,3 +172,24 @@ def test_frame_scanner_ignores_how_bytes_are_split(cuts: list[int]) -> None:
     ping = hyperframe.frame.PingFrame(0, opaque_data=b"12345678").serialize()
     expected = _h2.PREFACE + frames[: 9 + 0 + 9 + 30] + ping
     assert passed == expected
+
+
+def test_stateless_encoder_round_trips_through_a_real_decoder() -> None:
+    encoder = _h2.StatelessEncoder()
+    decoder = hpack.Decoder()
+    blocks = [
+        [(b":status", b"200"), (b"content-type", b"text/plain"), (b"x-custom", b"v" * 300)],
+        [(b":status", b"404"), (b"set-cookie", b"secret=1"), (b"x-custom", b"v" * 300), (b"x-empty", b"")],
+        [(b":method", b"GET"), (b":path", b"/a?b"), (":authority", "h.example"), ("x-latin", "caf\xe9")],
+    ]
+    first = encoder.encode(blocks[0])
+    assert first.startswith(b"\x20")  # dynamic table size update to 0, once
+    assert not encoder.encode(blocks[0]).startswith(b"\x20")
+    for block in blocks:
+        decoded = [(bytes(n), bytes(v)) for n, v in decoder.decode(encoder.encode(block), raw=True)]
+        expected = [
+            (n.encode("latin-1") if isinstance(n, str) else n, v.encode("latin-1") if isinstance(v, str) else v)
+            for n, v in block
+        ]
+        assert decoded == expected
+    assert len(decoder.header_table.dynamic_entries) == 0  # nothing went into the peer's dynamic table
