@@ -22,8 +22,8 @@ def _client() -> h2.connection.H2Connection:
     return conn
 
 
-def _connected(**kw: int) -> tuple[_h2.H2Core, h2.connection.H2Connection]:
-    core = _h2.H2Core(client_side=False, **kw)
+def _connected() -> tuple[_h2.H2Core, h2.connection.H2Connection]:
+    core = _h2.H2Core(client_side=False)
     core.initiate()
     client = _client()
     assert core.receive(client.data_to_send()) == []
@@ -177,7 +177,7 @@ def test_frame_scanner_ignores_how_bytes_are_split(cuts: list[int]) -> None:
 def test_stateless_encoder_round_trips_through_a_real_decoder() -> None:
     encoder = _h2.StatelessEncoder()
     decoder = hpack.Decoder()
-    blocks = [
+    blocks: list[list[tuple[bytes | str, bytes | str]]] = [
         [(b":status", b"200"), (b"content-type", b"text/plain"), (b"x-custom", b"v" * 300)],
         [(b":status", b"404"), (b"set-cookie", b"secret=1"), (b"x-custom", b"v" * 300), (b"x-empty", b"")],
         [(b":method", b"GET"), (b":path", b"/a?b"), (":authority", "h.example"), ("x-latin", "caf\xe9")],
