@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import random
 import time
@@ -24,6 +25,7 @@ from nantian.testing import (
     check_status,
     data_dir,
 )
+from nantian.testing.cases import EndpointSpec
 
 from . import checks, probes
 from .backends import Document, Key, PodPlanner, backend_of, doc_key
@@ -59,15 +61,25 @@ class Timing:
         )
 
 
+class StopCase(Exception):
+    """Raised by :meth:`CaseResult.add` in fail-fast mode once a check failed."""
+
+
 @attrs.define
 class CaseResult:
-    """Every check of a case with its failures (empty: passed)."""
+    """Every check of a case with its failures (empty: passed).
+
+    With ``fail_fast`` the first failing check ends the case (enough to show an unsupported case still fails).
+    """
 
     checks: list[tuple[str, list[str]]] = attrs.field(factory=list)
     notes: list[str] = attrs.field(factory=list)
+    fail_fast: bool = False
 
     def add(self, label: str, failures: list[str]) -> None:
         self.checks.append((label, failures))
+        if failures and self.fail_fast:
+            raise StopCase(label)
 
     @property
     def passed(self) -> int:
@@ -89,22 +101,21 @@ class Session:
     work_dir: Path
     placeholders: Mapping[str, str]
 
+    _cache: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
+
     def documents(self, case: Case) -> list[dict[str, Any]]:
-        base = case_documents(
-            case,
-            gateway_class=GATEWAY_CLASS,
-            controller_name=CONTROLLER_NAME,
-            placeholders=self.placeholders,
-            factory=self.factory,
-        )
-        return case_documents(
-            case,
-            gateway_class=GATEWAY_CLASS,
-            controller_name=CONTROLLER_NAME,
-            placeholders=self.placeholders,
-            factory=self.factory,
-            endpoints=self.planner.endpoints(base),
-        )
+        """The case's documents, EndpointSlices publishing the planned echo pods (computed once per case)."""
+        if case.slug not in self._cache:
+            docs = case_documents(
+                case,
+                gateway_class=GATEWAY_CLASS,
+                controller_name=CONTROLLER_NAME,
+                placeholders=self.placeholders,
+                factory=self.factory,
+            )
+            self.planner.plan(docs)
+            self._cache[case.slug] = _with_endpoints(docs, self.planner.endpoints(docs))
+        return copy.deepcopy(self._cache[case.slug])
 
     def step_documents(self, docs: Sequence[Document], step: Mapping[str, Any]) -> list[dict[str, Any]]:
         changed = apply_step(
@@ -119,32 +130,36 @@ class Session:
             placeholders=self.placeholders,
             endpoints=endpoints,
         )
-        return _refresh_endpoint_slices(changed, endpoints)
+        return _with_endpoints(changed, endpoints)
 
     def plan(self, case: Case) -> None:
         """Plan echo pods for the case and for every document set its steps lead to."""
         docs = self.documents(case)
-        self.planner.plan(docs)
         for step in case.steps:
             docs = self.step_documents(docs, step)
             self.planner.plan(docs)
 
 
-def _refresh_endpoint_slices(
-    docs: list[dict[str, Any]], endpoints: Mapping[tuple[str, str], Any]
+def _with_endpoints(
+    docs: list[dict[str, Any]], endpoints: Mapping[tuple[str, str], Sequence[EndpointSpec]]
 ) -> list[dict[str, Any]]:
-    """Steps that add Deployments/Services (``apply``) need the generated EndpointSlices of those Services."""
+    """``docs`` with the generated EndpointSlices of every selector Service replaced by ones for ``endpoints``."""
     from nantian.testing.cases import _slices_for  # the same slices case_documents makes
 
-    have = {doc_key(d) for d in docs}
-    out = list(docs)
-    for doc in docs:
-        if doc.get("kind") != "Service" or not (doc.get("spec") or {}).get("selector"):
-            continue
+    def generated(doc: Mapping[str, Any]) -> bool:
+        labels = (doc.get("metadata") or {}).get("labels") or {}
+        service = labels.get("kubernetes.io/service-name")
         _, ns, name = doc_key(doc)
-        if ("EndpointSlice", ns, f"{name}-nantian-0") in have or (ns, name) not in endpoints:
-            continue
-        out.extend(_slices_for(doc, endpoints[(ns, name)]))
+        return (
+            doc.get("kind") == "EndpointSlice" and (ns, service) in endpoints and name.startswith(f"{service}-nantian-")
+        )
+
+    out = [d for d in docs if not generated(d)]
+    for doc in docs:
+        if doc.get("kind") == "Service" and (doc.get("spec") or {}).get("selector"):
+            _, ns, name = doc_key(doc)
+            if (ns, name) in endpoints:
+                out.extend(_slices_for(doc, endpoints[(ns, name)]))
     return out
 
 
@@ -186,21 +201,28 @@ async def eventually(
 class CaseRunner:
     """Runs one case; :meth:`run` returns a :class:`CaseResult`."""
 
-    def __init__(self, session: Session, case: Case, timing: Timing) -> None:
+    def __init__(self, session: Session, case: Case, timing: Timing, *, fail_fast: bool = False) -> None:
         self.session = session
         self.case = case
         self.timing = timing
-        self.result = CaseResult()
+        self.result = CaseResult(fail_fast=fail_fast)
         self.docs: list[dict[str, Any]] = []
         self.objects: dict[Key, dict[str, Any]] = {}
         self.material = probes.Material({}, session.work_dir)
 
     async def run(self) -> CaseResult:
-        gateway = self.session.gateway
+        try:
+            await self._run()
+        except StopCase as stop:
+            self.result.notes.append(f"stopped after the first failing check ({stop})")
+        self.session.gateway.check_alive()
+        return self.result
+
+    async def _run(self) -> None:
         self.docs = self.session.documents(self.case)
         await self._sync()
         if self._skipped_by_features():
-            return self.result
+            return
         preconditions = await self._status(accepted_entries(self.case), "accepted")
         await self._status(list(self.case.status), "status")
         if preconditions:
@@ -220,8 +242,6 @@ class CaseRunner:
             if then.get("status"):
                 await self._status(list(then["status"]), f"step[{index}].status", before=before)
             await self._traffic(then, f"step[{index}].")
-        gateway.check_alive()
-        return self.result
 
     async def _sync(self) -> None:
         gateway = self.session.gateway

@@ -19,8 +19,9 @@ async def test_case(
     slug: str, conformance_session: Session, conformance_timing: Timing, request: pytest.FixtureRequest
 ) -> None:
     case = load_case(case_path(slug))
-    timing = conformance_timing.scaled(0.3) if slug in UNSUPPORTED else conformance_timing
-    result = await CaseRunner(conformance_session, case, timing).run()
+    unsupported = slug in UNSUPPORTED
+    timing = conformance_timing.scaled(0.3) if unsupported else conformance_timing
+    result = await CaseRunner(conformance_session, case, timing, fail_fast=unsupported).run()
     record_result(request.config, slug, result)
     failures = result.failures
     if slug in UNSUPPORTED:
