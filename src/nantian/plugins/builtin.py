@@ -35,11 +35,14 @@ if TYPE_CHECKING:
 
 @hookimpl(trylast=True)
 def nantian_transport(name: str) -> Transport | None:
-    """``inprocess`` (the store feeds the proxy runtime directly) and ``grpc`` (gateway.control.v1)."""
-    from nantian.xds.transport import GrpcTransport, InProcessTransport
+    """``inprocess`` (the store feeds the proxy runtime directly), ``grpc`` (gateway.control.v1) and ``envoy``
+    (Envoy v3 ADS, for Envoy data planes)."""
+    from nantian.xds.transport import EnvoyTransport, GrpcTransport, InProcessTransport
 
     if name == "inprocess":
         return InProcessTransport()
     if name == "grpc":
         return GrpcTransport()
+    if name == "envoy":
+        return EnvoyTransport()
     return None

@@ -38,6 +38,7 @@ from nantian.xds.tls import ClientTls, ServerTls
 
 __all__ = [
     "ClientOptions",
+    "EnvoyTransport",
     "GrpcTransport",
     "InProcessClient",
     "InProcessServer",
@@ -151,6 +152,22 @@ class GrpcTransport:
             tls=options.tls,
             snapshot=options.snapshot,
         )
+
+
+# --- envoy ---------------------------------------------------------------------------------------
+class EnvoyTransport:
+    """Envoy v3 ADS (:class:`~nantian.xds.envoy.EnvoyAdsServer`): the data plane is an Envoy process started with
+    :func:`nantian.xds.envoy.bootstrap`, so this transport has no client of its own."""
+
+    name = "envoy"
+
+    def server(self, store: SnapshotStore, options: ServerOptions) -> TransportServer:
+        from nantian.xds.envoy.server import EnvoyAdsServer
+
+        return EnvoyAdsServer(store, address=options.address, tls=options.tls, registry=options.registry)
+
+    def client(self, consumer: ConfigConsumer, options: ClientOptions) -> TransportClient:
+        raise ValueError("the envoy transport's data planes are Envoy processes: see nantian.xds.envoy.bootstrap")
 
 
 # --- in-process ------------------------------------------------------------------------------------

@@ -36,3 +36,15 @@ def test_grpc_transport_passes_the_check() -> None:
 
 def test_unknown_transport_is_not_provided() -> None:
     assert make_plugin_manager(entry_points=False).hook.nantian_transport(name="pigeon") is None
+
+
+def test_envoy_transport_serves_but_has_no_python_client() -> None:
+    import pytest
+
+    from nantian.testing.transport import RecordingConsumer
+    from nantian.xds.envoy import EnvoyAdsServer
+
+    transport = _transport("envoy")
+    assert isinstance(transport.server(SnapshotStore(), ServerOptions()), EnvoyAdsServer)
+    with pytest.raises(ValueError, match="Envoy processes"):
+        transport.client(RecordingConsumer(), ClientOptions(node_id="n"))

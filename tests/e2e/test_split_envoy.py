@@ -1,0 +1,166 @@
+"""A real Envoy as the data plane: ``nantian controller --transport envoy`` serves it over ADS.
+
+Envoy gets the translated listeners and clusters, routes traffic to the echo backend, picks up a manifest
+change, and shows up (acked) in the controller's node registry; a listener it cannot bind is a Nack there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from nantian.controlplane.controller import Controller, ControllerOptions
+from nantian.echo import EchoServer, PodContext, ServeSpec
+from nantian.plugins import make_plugin_manager
+from nantian.xds.envoy import bootstrap
+
+pytestmark = pytest.mark.e2e
+
+ENVOY = shutil.which("envoy") or str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "envoy")
+WAIT = 30.0
+PORT = 8080
+
+MANIFESTS = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: nantian}}
+spec: {{controllerName: nantian.io/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: nantian
+  listeners:
+  - {{name: http, port: {port}, protocol: HTTP}}
+{extra}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: web, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /app}}}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {{set: [{{name: x-rule, value: {rule}}}]}}
+    backendRefs: [{{name: echo, port: 80}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo, namespace: default}}
+spec: {{ports: [{{port: 80, targetPort: {echo_port}}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: echo-1, namespace: default, labels: {{kubernetes.io/service-name: echo}}}}
+addressType: IPv4
+endpoints: [{{addresses: [127.0.0.1]}}]
+ports: [{{port: {echo_port}}}]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _write(directory: Path, echo_port: int, rule: str, extra_port: int | None = None) -> None:
+    extra = f"  - {{name: extra, port: {extra_port}, protocol: HTTP}}" if extra_port else ""
+    tmp = directory / "app.yaml.tmp"
+    tmp.write_text(MANIFESTS.format(port=PORT, echo_port=echo_port, rule=rule, extra=extra))
+    tmp.rename(directory / "app.yaml")
+
+
+async def _eventually(condition: Callable[[], bool], what: str) -> None:
+    try:
+        async with asyncio.timeout(WAIT):
+            while not condition():  # noqa: ASYNC110 - an external process's state: poll it
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for: {what}") from None
+
+
+async def _rule_seen(url: str) -> str | None:
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=2.0) as http:
+            response = await http.get(url)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    value = response.json()["headers"].get("X-Rule")
+    return value[0] if isinstance(value, list) else value
+
+
+async def test_envoy_is_a_data_plane(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    async with EchoServer([ServeSpec(context=PodContext(pod="echo-1"), http=("127.0.0.1", 0))]) as echo:
+        echo_port = echo.bound[0].port
+        _write(config, echo_port, "one")
+        controller = Controller(
+            ControllerOptions(config_dir=config, xds_address="127.0.0.1:0", admin_port=0, transport="envoy"),
+            plugin_manager=make_plugin_manager(entry_points=False),
+        )
+        await controller.start()
+        offset = _free_port() - PORT
+        boot = tmp_path / "envoy.json"
+        boot.write_text(json.dumps(bootstrap("envoy-1", controller.xds_address, port_offset=offset)))
+        log = (tmp_path / "envoy.log").open("w")
+        envoy = await asyncio.create_subprocess_exec(
+            ENVOY, "-c", str(boot), "--use-dynamic-base-id", "--log-level", "warn", stdout=log, stderr=log
+        )
+        try:
+            await _eventually(lambda: controller.store.current is not None, "translation")
+            snapshot = controller.store.current
+            assert snapshot is not None
+            url = f"http://{snapshot.listeners[0].address}:{PORT + offset}/app/x"
+            seen: list[str | None] = [None]
+
+            async def poll(rule: str) -> None:
+                async with asyncio.timeout(WAIT):
+                    while seen[0] != rule:
+                        seen[0] = await _rule_seen(url)
+                        await asyncio.sleep(0.1)
+
+            await poll("one")
+            record = controller.registry.get("envoy-1")
+            assert record is not None and record.transport == "envoy" and record.connected
+            await _eventually(lambda: record.version_acked == controller.store.version, "envoy acks")
+
+            _write(config, echo_port, "two")
+            await poll("two")
+            await _eventually(lambda: record.version_acked == controller.store.version, "envoy acks the change")
+            assert record.last_nack is None
+
+            # A port Envoy cannot bind: a Nack in the registry. Envoy's LDS is per listener, so unlike nantian's
+            # proxy it still applies the other listeners' changes; the one it could not bind is simply absent.
+            acked = record.version_acked
+            with socket.socket() as squatter:
+                squatter.bind((snapshot.listeners[0].address, 9090 + offset))
+                squatter.listen()
+                _write(config, echo_port, "three", extra_port=9090)
+                await _eventually(lambda: record.last_nack is not None, "envoy nacks the unbindable listener")
+                assert record.last_nack is not None and "Listener" in record.last_nack.detail
+                assert record.version_acked == acked
+                assert await _rule_seen(url) in ("two", "three")
+        finally:
+            envoy.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await envoy.wait()
+            except TimeoutError:
+                envoy.kill()
+                await envoy.wait()
+            log.close()
+            await controller.stop()
