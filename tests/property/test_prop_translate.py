@@ -8,6 +8,7 @@ check translate against the Gateway API rules rather than against itself.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nantian import ir
-from nantian.resources import ObjectRef
+from nantian.resources import ObjectRef, parse_object
 from nantian.testing import strategies as nst
 from nantian.translate import TranslateOptions, Translation, translate
 
@@ -232,3 +233,36 @@ def test_translation_follows_gateway_api_rules(docs: list[dict[str, Any]]) -> No
     check_virtual_host_names_are_listener_route_intersections(world, t)
     check_no_cross_namespace_backend_without_a_reference_grant(world, t)
     check_no_cross_namespace_certificate_without_a_reference_grant(world, t)
+
+
+def _changed(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` after a typical edit: new labels (namespace selectors see them), routes get other hostnames."""
+    new = copy.deepcopy(dict(doc))
+    meta = new["metadata"]
+    meta["labels"] = {"team": "a", "shared": "true"}
+    meta["generation"] = meta.get("generation", 1) + 1
+    if new["kind"] in ("HTTPRoute", "GRPCRoute"):
+        new["spec"]["hostnames"] = ["a.example.com"]
+    return new
+
+
+@given(nst.documents(max_routes=4), st.data())
+def test_incremental_changes_match_a_rebuild(docs: list[dict[str, Any]], data: st.DataObject) -> None:
+    resources = nst.build_resource_set(docs)
+    i = data.draw(st.integers(min_value=0, max_value=len(docs) - 1), label="changed document")
+    ref = parse_object(docs[i]).ref
+    if data.draw(st.booleans(), label="delete"):
+        rest = docs[:i] + docs[i + 1 :]
+        incremental, rebuilt = resources.without(ref), nst.build_resource_set(rest)
+    else:
+        new = _changed(docs[i])
+        obj = parse_object(new)
+        incremental = resources.with_object(obj, raw=new)
+        rebuilt = nst.build_resource_set([*docs[:i], new, *docs[i + 1 :]])
+        assert incremental.get(ref) == obj
+        assert incremental.raw(ref) == new
+    assert incremental == rebuilt
+    assert len(incremental) == len(rebuilt)
+    a, b = translate(incremental, OPTIONS), translate(rebuilt, OPTIONS)
+    assert a.snapshot == b.snapshot
+    assert a.statuses == b.statuses
