@@ -200,6 +200,8 @@ def _add(
 def parse_documents(text: str, source: str) -> tuple[list[tuple[KubeObject, Mapping[str, Any]]], list[ParseError]]:
     """Parse a multi-document YAML stream (or a JSON document), ``kind: List`` documents expanded.
 
+    ``*.json`` sources, and text that starts with ``{`` and is valid JSON, are read as JSON (tabs and all).
+
     Each :class:`ParseError` carries ``source`` = ``file:line`` of its document. A YAML syntax error
     (:class:`YAMLSyntaxError`) ends the stream: documents before it are returned, none after.
 
@@ -207,17 +209,22 @@ def parse_documents(text: str, source: str) -> tuple[list[tuple[KubeObject, Mapp
     """
     objects: list[tuple[KubeObject, Mapping[str, Any]]] = []
     errors: list[ParseError] = []
-    if source.endswith(".json"):
+    is_json_file = source.endswith(".json")
+    if is_json_file or text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
         except RecursionError:
             errors.append(YAMLSyntaxError(source, ["document nested too deeply"], source=f"{source}:1"))
+            return objects, errors
         except ValueError as exc:
-            line = getattr(exc, "lineno", 1)
-            errors.append(YAMLSyntaxError(source, [f"invalid JSON: {exc}"], source=f"{source}:{line}"))
+            if is_json_file:
+                line = getattr(exc, "lineno", 1)
+                errors.append(YAMLSyntaxError(source, [f"invalid JSON: {exc}"], source=f"{source}:{line}"))
+                return objects, errors
+            # not JSON after all (YAML flow style, several documents): read it as YAML below
         else:
             _add(data, None, 1, source, objects, errors)
-        return objects, errors
+            return objects, errors
     loader = _Loader(text)
     line = 1
     try:

@@ -595,8 +595,10 @@ def test_json_documents() -> None:
     assert [obj.ref.name for obj, _ in objects] == ["a"] and errors == []
     objects, errors = parse_documents('{"a": \n', "bad.json")
     assert objects == [] and isinstance(errors[0], YAMLSyntaxError) and errors[0].source == "bad.json:2"
-    objects, errors = parse_documents(json.dumps(doc), "stdin")  # JSON is YAML too
-    assert len(objects) == 1
+    objects, errors = parse_documents(json.dumps(doc, indent="\t"), "<stdin>")  # kubectl get -o json | ...
+    assert len(objects) == 1 and errors == []
+    objects, errors = parse_documents("{apiVersion: v1, kind: Namespace, metadata: {name: y}}\n", "<stdin>")
+    assert [obj.ref.name for obj, _ in objects] == ["y"] and errors == []  # YAML flow style, not JSON
 
 
 def test_scalar_documents_are_errors_not_crashes() -> None:
