@@ -224,6 +224,20 @@ def test_malformed_request_gets_400_and_close() -> None:
     run(scenario)
 
 
+def test_expect_100_continue_is_answered_before_the_body() -> None:
+    async def scenario() -> None:
+        async with EchoServer([ServeSpec(context=POD, http=LOCAL)]) as server:
+            host, port = address(server, "http").rsplit(":", 1)
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+            assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.write(b"data")
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 OK")
+            writer.close()
+
+    run(scenario)
+
+
 def test_pipelined_requests_answered_in_order() -> None:
     async def scenario() -> None:
         async with EchoServer([ServeSpec(context=POD, http=LOCAL)]) as server:

@@ -108,6 +108,9 @@ class Http1Connection(asyncio.Protocol):
         current.version = self._parser.get_http_version()
         current.keep_alive = self._parser.should_keep_alive()
         current.upgrade = self._parser.should_upgrade()
+        expects = [v.lower() for n, v in current.headers if n.lower() == "expect"]
+        if "100-continue" in expects and current.version == "1.1" and self._transport is not None:
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_message_complete(self) -> None:
         self._queue.put_nowait(self._current)
