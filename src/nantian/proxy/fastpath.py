@@ -191,8 +191,7 @@ class FastForward:
     def on_error(self, error: UpstreamError) -> None:
         if self._done:
             return
-        conn = self.conn
-        if self._waiting_head and error.kind == "reset" and not conn.received_any and conn.reused:
+        if self._waiting_head and error.kind == "reset" and self.conn.maybe_stale:
             # a keep-alive connection the upstream had closed: retry the general way on a fresh connection
             self._finish(record=False)
             self.fallback()

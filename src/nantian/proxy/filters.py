@@ -170,10 +170,18 @@ def cors_preflight(cors: Cors, method: str, headers: Headers) -> LocalResponse |
     out: Headers = []
     if _origin_allowed(cors, origin):
         out.append(("access-control-allow-origin", _allow_origin_value(cors, origin)))
+        # with credentials a "*" is taken literally by browsers: echo what the preflight asks for instead
+        echo = cors.allow_credentials
         if cors.allow_methods:
-            out.append(("access-control-allow-methods", ", ".join(cors.allow_methods)))
+            methods = requested if echo and "*" in cors.allow_methods else ", ".join(cors.allow_methods)
+            out.append(("access-control-allow-methods", methods))
+        asked_headers = next((v for k, v in headers if k == "access-control-request-headers"), None)
         if cors.allow_headers:
-            out.append(("access-control-allow-headers", ", ".join(cors.allow_headers)))
+            allowed = ", ".join(cors.allow_headers)
+            if echo and "*" in cors.allow_headers:
+                allowed = asked_headers or ""
+            if allowed:
+                out.append(("access-control-allow-headers", allowed))
         if cors.max_age is not None:
             out.append(("access-control-max-age", str(cors.max_age)))
         if cors.allow_credentials:

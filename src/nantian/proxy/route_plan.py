@@ -343,8 +343,9 @@ class RoutePlan:
                 if exc.kind != "connect":
                     self.metrics.upstream_errors.labels(cluster.name, exc.kind).inc()
                 retryable = retry is not None and retry.connection_errors
-            except TimeoutError:
+            except TimeoutError:  # this try's backend_request timeout: retried like a connection error
                 status, message = 504, "upstream request timeout"
+                retryable = retry is not None
             except RemoteProtocolError as exc:  # the client's request body broke
                 return await answer(ex, exc.status_hint, body=b"bad request body")
             else:

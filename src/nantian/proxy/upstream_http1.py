@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 MAX_IDLE = 1024
 """Idle keep-alive connections kept per endpoint (as many as concurrent requests needed, up to this)."""
+STALE_IDLE = 1.0
+"""A reused connection that was idle at least this long and closes before any response byte is taken for one the
+upstream had already closed (a keep-alive race), and the request is sent again once. Shorter idle periods make the
+failure the request's own (retries are the route's policy, counted exactly)."""
 IDLE_TIMEOUT = 60.0
 """Seconds an idle upstream connection is kept before it is closed instead of reused."""
 
@@ -123,6 +127,7 @@ class Http1Connection(asyncio.Protocol):
         self._framed = True
         self.reused = False
         self.idle_since = 0.0
+        self.idle_before = 0.0
 
     # -- asyncio callbacks -------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -267,6 +272,12 @@ class Http1Connection(asyncio.Protocol):
     @property
     def usable(self) -> bool:
         return not self._closed and self.transport is not None and not self.transport.is_closing()
+
+    @property
+    def maybe_stale(self) -> bool:
+        """The request failed the way a keep-alive connection the upstream closed while idle fails (see
+        ``STALE_IDLE``): resending it on a new connection is safe."""
+        return self.reused and not self._received_any and self.idle_before >= STALE_IDLE
 
     @property
     def received_any(self) -> bool:
@@ -457,9 +468,11 @@ class Http1Pool:
         while idle:
             conn = idle.pop()
             if conn.usable:
-                if conn.idle_since < self._loop_time() - IDLE_TIMEOUT:
+                idle_for = self._loop_time() - conn.idle_since
+                if idle_for > IDLE_TIMEOUT:
                     conn.close()
                     continue
+                conn.idle_before = idle_for
                 return conn
         return None
 
@@ -511,7 +524,7 @@ class Http1Pool:
                 try:
                     return await conn.send(req, body)
                 except UpstreamError as exc:
-                    if exc.kind != "reset" or conn.received_any or not isinstance(body, EmptyBody):
+                    if exc.kind != "reset" or not conn.maybe_stale or not isinstance(body, EmptyBody):
                         raise
                     log.debug("upstream.stale_connection endpoint=%s:%s", self.address, self.port)
             conn = await self._connect()

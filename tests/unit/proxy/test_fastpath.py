@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from http1_harness import (
     Seen,
     Upstream,
@@ -68,7 +69,10 @@ async def test_fast_path_timeouts_answer_504() -> None:
             assert (await c.get(f"http://127.0.0.1:{port}/a/fine")).status_code == 200
 
 
-async def test_stale_keep_alive_connection_falls_back_transparently() -> None:
+async def test_stale_keep_alive_connection_falls_back_transparently(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nantian.proxy import upstream_http1
+
+    monkeypatch.setattr(upstream_http1, "STALE_IDLE", 0.0)  # any reused connection counts as possibly stale
     calls = 0
 
     async def drop_second(seen: Seen) -> tuple[int, list[tuple[str, str]], bytes] | None:
@@ -132,3 +136,21 @@ async def test_client_leaving_mid_response_on_the_fast_path() -> None:
             out = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             assert status_of(out) == 200
             assert rt.counters()["fast_path"] >= 1
+
+
+async def test_a_fresh_reused_connection_failing_is_not_resent() -> None:
+    """Below ``STALE_IDLE`` a reset is the request's own failure: no hidden extra try (retries count exactly)."""
+    calls = 0
+
+    async def drop_second(seen: Seen) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        nonlocal calls
+        calls += 1
+        return (0, [], b"") if calls == 2 else (200, [], b"ok")
+
+    async with Upstream(drop_second) as up:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(snap), httpx.AsyncClient() as c:
+            assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 200
+            assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 502
+            assert calls == 2

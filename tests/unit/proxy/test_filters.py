@@ -90,3 +90,23 @@ def test_cors_response_headers() -> None:
     assert cors_response_headers(CORS, None) == []
     star = ir.Cors(allow_origins=("*",))
     assert cors_response_headers(star, "https://x") == [("access-control-allow-origin", "*")]
+
+
+def test_cors_wildcards_with_credentials_echo_the_request() -> None:
+    wild = ir.Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",), allow_credentials=True)
+    asked = [
+        ("origin", "https://o.test"),
+        ("access-control-request-method", "PUT"),
+        ("access-control-request-headers", "x-a, x-b"),
+    ]
+    ans = cors_preflight(wild, "OPTIONS", asked)
+    assert ans is not None
+    h = dict(ans.headers)
+    assert h["access-control-allow-origin"] == "https://o.test"
+    assert h["access-control-allow-methods"] == "PUT"
+    assert h["access-control-allow-headers"] == "x-a, x-b"
+    plain = ir.Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
+    ans = cors_preflight(plain, "OPTIONS", asked)
+    assert ans is not None
+    assert dict(ans.headers)["access-control-allow-methods"] == "*"
+    assert dict(ans.headers)["access-control-allow-origin"] == "*"

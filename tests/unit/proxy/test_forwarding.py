@@ -216,6 +216,27 @@ async def test_retries_on_codes_and_connection_errors() -> None:
             assert 'nantian_proxy_retries_total{route="r"} 2.0' in _metrics_text(rt)
 
 
+async def test_backend_request_timeouts_are_retried_within_the_attempts() -> None:
+    calls = 0
+
+    async def slow_twice(seen: Seen) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            await asyncio.sleep(0.5)
+        return 200, [], b"late ok"
+
+    async with Upstream(slow_twice) as up:
+        port = free_port()
+        r = route("r", "c", retry=ir.Retry(attempts=2, backoff=0.01), timeouts=ir.Timeouts(backend_request=0.2))
+        snap = snapshot([listener(port, [r])], [cluster("c", up.port)])
+        async with running(snap), _client() as c:
+            async with asyncio.timeout(5):
+                resp = await c.get(f"http://127.0.0.1:{port}/")
+            assert resp.status_code == 200 and resp.content == b"late ok"
+            assert calls == 3
+
+
 async def test_retries_exhausted_return_last_status() -> None:
     async with Upstream() as up:
         port = free_port()
