@@ -10,10 +10,11 @@ exception. Every Gateway API semantic nantian implements lives in this package:
 - :mod:`.attachment`, :mod:`.hostnames`, :mod:`.referencegrant`: route attachment.
 - :mod:`.backends`, :mod:`.policies`: Service/EndpointSlice resolution and BackendTLSPolicy.
 - :mod:`.httproute`, :mod:`.grpcroute`, :mod:`.filters`, :mod:`.streamroutes`, :mod:`.precedence`: routes to IR.
-- :mod:`.routes`, :mod:`.irbuild`, :mod:`.translator`: putting it together.
+- :mod:`.routes`, :mod:`.irbuild`, :mod:`.translator`: putting it together; :mod:`.routememo`: what a
+  :class:`Translator` remembers of each route between translations (incremental translation).
 """
 
 from nantian.translate.features import FEATURES
-from nantian.translate.translator import TranslateOptions, Translation, translate
+from nantian.translate.translator import TranslateOptions, Translation, Translator, translate
 
-__all__ = ["FEATURES", "TranslateOptions", "Translation", "translate"]
+__all__ = ["FEATURES", "TranslateOptions", "Translation", "Translator", "translate"]

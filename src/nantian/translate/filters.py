@@ -23,11 +23,13 @@ from nantian.ir import (
     Rewrite,
 )
 from nantian.resources import (
+    GRPCRoute,
     HTTPCORSFilter,
     HTTPHeaderFilter,
     HTTPPathModifier,
     HTTPRequestMirrorFilter,
     HTTPRequestRedirectFilter,
+    HTTPRoute,
     HTTPURLRewriteFilter,
     LocalObjectReference,
     ObjectRef,
@@ -40,6 +42,7 @@ __all__ = [
     "Problem",
     "cors",
     "extension",
+    "extension_refs",
     "header_modifier",
     "mirror",
     "path_modifier",
@@ -150,3 +153,16 @@ def extension(ref: LocalObjectReference, route_ns: str, resources: ResourceSet) 
     except (TypeError, ValueError):
         config = "{}"
     return PluginFilter(name=name, config=config)
+
+
+def extension_refs(route: HTTPRoute | GRPCRoute) -> tuple[ObjectRef, ...]:
+    """Every object an ExtensionRef filter of ``route`` (rule or backendRef level) names: what compiling it reads
+    besides the backends."""
+    ns = route.metadata.namespace
+    out: list[ObjectRef] = []
+    for rule in route.spec.rules or ():
+        filters = [*rule.filters, *(f for ref in rule.backend_refs for f in ref.filters)]
+        for f in filters:
+            if f.type == "ExtensionRef" and f.extension_ref is not None:
+                out.append(ObjectRef(f.extension_ref.kind, ns, f.extension_ref.name))
+    return tuple(out)

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 import attrs
 
 from nantian.ir import HttpRoute, Listener, Protocol, StreamRoute, TlsCertificate, TlsMode, VirtualHost
+from nantian.resources import ObjectRef
 from nantian.translate.precedence import MatchKey, RouteAge
 from nantian.translate.state import GatewayState, ListenerState
 
-__all__ = ["GatewayRoutes", "build_listeners"]
+__all__ = ["GatewayRoutes", "IrReuse", "build_listeners"]
 
 
 @attrs.define
@@ -31,14 +32,68 @@ class GatewayRoutes:
         self.streams.setdefault(listener.section, []).append((age, route))
 
 
+class IrReuse:
+    """The virtual hosts and listeners built last time for each Gateway: an equal new one is replaced by the old
+    object, so unchanged IR keeps its identity (and its cached encoding, see :meth:`nantian.ir.Snapshot.build`)."""
+
+    def __init__(self) -> None:
+        self._vhosts: dict[ObjectRef, dict[tuple[str, str | None, str], VirtualHost]] = {}
+        self._listeners: dict[ObjectRef, dict[str, Listener]] = {}
+        self._fresh_vhosts: dict[tuple[str, str | None, str], VirtualHost] = {}
+        self._fresh_listeners: dict[str, Listener] = {}
+        self._gateway: ObjectRef | None = None
+
+    def start(self, gateway: ObjectRef) -> None:
+        """Start building ``gateway``'s listeners; what is not built again is forgotten at :meth:`finish`."""
+        self._gateway = gateway
+        self._fresh_vhosts, self._fresh_listeners = {}, {}
+
+    def finish(self) -> None:
+        """Keep what the Gateway's build used."""
+        if self._gateway is not None:
+            self._vhosts[self._gateway] = self._fresh_vhosts
+            self._listeners[self._gateway] = self._fresh_listeners
+        self._gateway = None
+
+    def forget_except(self, gateways: set[ObjectRef]) -> None:
+        """Forget the Gateways not in ``gateways``."""
+        for known in (self._vhosts, self._listeners):
+            for ref in [r for r in known if r not in gateways]:
+                del known[ref]
+
+    def virtual_host(
+        self, section: str, section_hostname: str | None, hostname: str, routes: tuple[HttpRoute, ...]
+    ) -> VirtualHost:
+        """The virtual host with these fields, the old object if one was built with equal routes."""
+        key = (section, section_hostname, hostname)
+        old = self._vhosts.get(self._gateway, {}).get(key) if self._gateway is not None else None
+        if old is not None and old.routes == routes:
+            vhost = old
+        else:
+            vhost = VirtualHost(section=section, section_hostname=section_hostname, hostname=hostname, routes=routes)
+        self._fresh_vhosts[key] = vhost
+        return vhost
+
+    def listener(self, listener: Listener) -> Listener:
+        """``listener``, or the old object if an equal one was built."""
+        old = self._listeners.get(self._gateway, {}).get(listener.name) if self._gateway is not None else None
+        if old is not None and old == listener:
+            listener = old
+        self._fresh_listeners[listener.name] = listener
+        return listener
+
+
 def _family(protocol: str) -> str:
     return "udp" if protocol == "UDP" else "tcp"
 
 
-def build_listeners(state: GatewayState, routes: GatewayRoutes) -> list[Listener]:
-    """IR listeners of a programmed Gateway (callers skip Gateways that are not)."""
+def build_listeners(state: GatewayState, routes: GatewayRoutes, reuse: IrReuse | None = None) -> list[Listener]:
+    """IR listeners of a programmed Gateway (callers skip Gateways that are not); with ``reuse``, equal virtual
+    hosts and listeners are the objects built last time."""
     gw = state.gateway
     assert state.address is not None
+    reuse = reuse or IrReuse()
+    reuse.start(state.ref)
     groups: dict[tuple[int, str], list[ListenerState]] = {}
     for lst in state.all_listeners():
         if lst.usable:
@@ -62,14 +117,10 @@ def build_listeners(state: GatewayState, routes: GatewayRoutes) -> list[Listener
                 )
             if protocol in ("HTTP", "HTTPS"):
                 for hostname, entries in routes.vhosts.get(lst.section, {}).items():
-                    entries.sort(key=lambda e: e[0])
+                    if len(entries) > 1:
+                        entries.sort(key=_precedence)
                     vhosts.append(
-                        VirtualHost(
-                            section=lst.section,
-                            section_hostname=lst.hostname,
-                            hostname=hostname,
-                            routes=tuple(r for _, r in entries),
-                        )
+                        reuse.virtual_host(lst.section, lst.hostname, hostname, tuple([r for _, r in entries]))
                     )
             else:
                 found = routes.streams.get(lst.section, [])
@@ -81,7 +132,7 @@ def build_listeners(state: GatewayState, routes: GatewayRoutes) -> list[Listener
         elif protocol == "TLS":
             tls_mode = TlsMode.PASSTHROUGH if sections[0].tls_mode == "Passthrough" else TlsMode.TERMINATE
         vhosts.sort(key=lambda v: (v.section, v.hostname))
-        out.append(
+        listener = reuse.listener(
             Listener(
                 name=f"{gw.metadata.namespace}/{gw.metadata.name}/{port}/{protocol}",
                 gateway=f"{gw.metadata.namespace}/{gw.metadata.name}",
@@ -94,4 +145,10 @@ def build_listeners(state: GatewayState, routes: GatewayRoutes) -> list[Listener
                 stream_routes=tuple(streams),
             )
         )
+        out.append(listener)
+    reuse.finish()
     return out
+
+
+def _precedence(entry: tuple[MatchKey, HttpRoute]) -> MatchKey:
+    return entry[0]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from nantian.ir import StreamRoute
+import attrs
+
+from nantian.ir import HttpRoute, StreamRoute
 from nantian.resources import (
     GRPCRoute,
     HTTPRoute,
@@ -23,45 +25,81 @@ from nantian.translate.conditions import condition
 from nantian.translate.grpcroute import compile_grpc_route
 from nantian.translate.httproute import compile_http_route
 from nantian.translate.irbuild import GatewayRoutes
-from nantian.translate.precedence import route_age
+from nantian.translate.precedence import MatchKey, RouteAge, route_age
 from nantian.translate.state import GatewayState, ListenerState, OwnerState
 from nantian.translate.streamroutes import compile_stream_route
 
-__all__ = ["RouteContext", "translate_route"]
+__all__ = [
+    "Compile",
+    "ParentTarget",
+    "Placement",
+    "Route",
+    "RouteContext",
+    "RouteResult",
+    "compile_route",
+    "route_parents",
+    "translate_route",
+]
 
 GROUP = "gateway.networking.k8s.io"
 Route = HTTPRoute | GRPCRoute | TLSRoute | TCPRoute | UDPRoute
 
 
+Compile = Callable[["Route", str | None], CompiledHttp | CompiledStream]
+"""Compiles a route for parents whose Gateway presents this backend client certificate (or none)."""
+
+
 class RouteContext:
-    """Everything route translation reads and fills, shared by every route of one translation."""
+    """What route translation reads, shared by every route of one translation. Nothing in it is written."""
 
     def __init__(
         self,
         *,
         resources: ResourceSet,
-        resolver: BackendResolver,
         gateways: Mapping[tuple[str, str], GatewayState],
         listener_sets: Mapping[tuple[str, str], tuple[OwnerState, GatewayState]],
         controller_name: str,
+        compile: Compile,
     ) -> None:
         self.resources = resources
-        self.resolver = resolver
         self.gateways = gateways
         self.listener_sets = listener_sets
         self.controller_name = controller_name
-        self.ir: dict[ObjectRef, GatewayRoutes] = {}
-        self.service_users: dict[tuple[str, str], set[ObjectRef]] = {}
-        """(namespace, service) -> Gateways whose accepted routes use it (BackendTLSPolicy ancestors); only
-        Services that some policy targets are tracked."""
-        self.policy_targets: frozenset[tuple[str, str]] = frozenset()
+        self.compile = compile
 
-    def routes_for(self, gateway: ObjectRef) -> GatewayRoutes:
-        """What routes contributed so far to ``gateway``."""
-        found = self.ir.get(gateway)
-        if found is None:
-            found = self.ir[gateway] = GatewayRoutes()
-        return found
+
+@attrs.frozen(eq=False)
+class Placement:
+    """Where a route's IR goes: HTTP entries served on ``listener`` for each of ``hostnames``, or a stream route."""
+
+    gateway: tuple[str, str]
+    """(namespace, name) of the Gateway."""
+    listener: ListenerState
+    hostnames: tuple[str, ...] = ()
+    entries: tuple[tuple[MatchKey, HttpRoute], ...] = ()
+    stream: tuple[RouteAge, StreamRoute] | None = None
+
+    def add_to(self, routes: GatewayRoutes) -> None:
+        """Add the IR to what ``routes`` gathers for the Gateway."""
+        if self.stream is not None:
+            routes.add_stream(self.listener, *self.stream)
+            return
+        for hostname in self.hostnames:
+            routes.add_http(self.listener, hostname, self.entries)
+
+
+@attrs.frozen(eq=False)
+class RouteResult:
+    """One route translated against the Gateways it names: its status and what it contributes to them."""
+
+    status: Mapping[str, Any]
+    attached: tuple[ListenerState, ...]
+    """Listeners the route attaches to (each counts the route once in ``attachedRoutes``)."""
+    placements: tuple[Placement, ...]
+    users: tuple[tuple[ObjectRef, frozenset[tuple[str, str]]], ...]
+    """(Gateway, Services) for each parent that accepted the route: BackendTLSPolicy ancestors."""
+    reads_namespace: bool
+    """Attachment read the route's Namespace (a listener selects namespaces by label)."""
 
 
 def _parent_ref_status(p: ParentReference, route_ns: str) -> dict[str, Any]:
@@ -93,24 +131,43 @@ def _resolve_parent(
     return None
 
 
-def _compile(route: Route, ctx: RouteContext, client_cert: str | None) -> CompiledHttp | CompiledStream:
+def compile_route(
+    route: Route, resolver: BackendResolver, resources: ResourceSet, client_cert: str | None
+) -> CompiledHttp | CompiledStream:
+    """The route's IR and problems, independent of the listeners it attaches to."""
     if isinstance(route, HTTPRoute):
-        return compile_http_route(route, ctx.resolver, ctx.resources, client_cert)
+        return compile_http_route(route, resolver, resources, client_cert)
     if isinstance(route, GRPCRoute):
-        return compile_grpc_route(route, ctx.resolver, ctx.resources, client_cert)
-    return compile_stream_route(route, ctx.resolver)
+        return compile_grpc_route(route, resolver, resources, client_cert)
+    return compile_stream_route(route, resolver)
 
 
-def translate_route(route: Route, ctx: RouteContext) -> Mapping[str, Any] | None:
-    """Attach ``route`` to its parents, place its IR, and return its status (``None``: no parent is ours)."""
+ParentTarget = tuple[GatewayState, list[ListenerState] | None] | None
+
+
+def route_parents(route: Route, ctx: RouteContext) -> tuple[ParentTarget, ...]:
+    """What each distinct parentRef of ``route`` resolves to (``None``: not one of ours)."""
+    refs = route.spec.parent_refs
+    if len(refs) > 1:
+        refs = tuple(dict.fromkeys(refs))  # the same parentRef twice gets one status entry
+    ns = route.metadata.namespace
+    return tuple(_resolve_parent(p, ns, ctx) for p in refs)
+
+
+def translate_route(
+    route: Route, ctx: RouteContext, targets: tuple[ParentTarget, ...] | None = None
+) -> RouteResult | None:
+    """Attach ``route`` to its parents and return its status and IR placements (``None``: no parent is ours).
+
+    :param targets: :func:`route_parents` of the route, when the caller has it already.
+    """
     ns = route.metadata.namespace
     kind = route.KIND
     parents: list[tuple[ParentReference, GatewayState, list[ListenerState] | None]] = []
     refs = route.spec.parent_refs
     if len(refs) > 1:
         refs = tuple(dict.fromkeys(refs))  # the same parentRef twice gets one status entry
-    for p in refs:
-        found = _resolve_parent(p, ns, ctx)
+    for p, found in zip(refs, targets if targets is not None else route_parents(route, ctx), strict=True):
         if found is not None:
             parents.append((p, found[0], found[1]))
     if not parents:
@@ -121,18 +178,24 @@ def translate_route(route: Route, ctx: RouteContext) -> Mapping[str, Any] | None
         hostnames = tuple(route.spec.hostnames)
     gen = route.metadata.generation
     age = route_age(route.metadata)
-    counted: set[int] = set()
+    attached: dict[int, ListenerState] = {}
+    placements: list[Placement] = []
+    users: list[tuple[ObjectRef, frozenset[tuple[str, str]]]] = []
+    reads_namespace = False
     entries: list[dict[str, Any]] = []
     for p, gw, candidates in parents:
         cert = gw.client_certificate
         comp = compiled.get(cert)
         if comp is None:
-            comp = compiled[cert] = _compile(route, ctx, cert)
+            comp = compiled[cert] = ctx.compile(route, cert)
         problems: Problems = comp.problems
         if candidates is None:
             att = Attachment((), "NotAllowedByListeners", f"ListenerSet {p.name} is not attached to its Gateway")
         else:
             att = attach(candidates, p, kind, ns, hostnames, ctx.resources)
+            reads_namespace = reads_namespace or any(
+                lst.spec.allowed_routes.namespaces.from_ == "Selector" for lst in candidates
+            )
         if not att.accepted:
             accepted = condition("Accepted", False, att.reason, att.message, gen)
         elif problems.accepted is not None:
@@ -155,32 +218,29 @@ def translate_route(route: Route, ctx: RouteContext) -> Mapping[str, Any] | None
             }
         )
         for lst, _ in att.listeners:
-            if id(lst) not in counted:
-                counted.add(id(lst))
-                lst.attached += 1
+            attached.setdefault(id(lst), lst)
         if accepted["status"] != "True":
             continue
-        if ctx.policy_targets:
-            for svc in problems.services:
-                if svc in ctx.policy_targets:
-                    ctx.service_users.setdefault(svc, set()).add(gw.ref)
-        gw_routes = ctx.routes_for(gw.ref)
+        if problems.services:
+            users.append((gw.ref, frozenset(problems.services)))
         for lst, served in att.listeners:
             if not lst.usable:
                 continue
             if isinstance(comp, CompiledHttp):
-                for hostname in served:
-                    gw_routes.add_http(lst, hostname, comp.entries)
+                placements.append(Placement(gateway=gw.key, listener=lst, hostnames=served, entries=comp.entries))
             else:
-                gw_routes.add_stream(
-                    lst,
-                    age,
-                    StreamRoute(
-                        name=f"{kind}/{ns}/{route.metadata.name}@{lst.section}",
-                        route=f"{kind}/{ns}/{route.metadata.name}",
-                        section=lst.section,
-                        hostnames=tuple(h for h in served if h != "*") if kind == "TLSRoute" else (),
-                        backends=comp.backends,
-                    ),
+                stream = StreamRoute(
+                    name=f"{kind}/{ns}/{route.metadata.name}@{lst.section}",
+                    route=f"{kind}/{ns}/{route.metadata.name}",
+                    section=lst.section,
+                    hostnames=tuple(h for h in served if h != "*") if kind == "TLSRoute" else (),
+                    backends=comp.backends,
                 )
-    return {"parents": entries}
+                placements.append(Placement(gateway=gw.key, listener=lst, stream=(age, stream)))
+    return RouteResult(
+        status={"parents": entries},
+        attached=tuple(attached.values()),
+        placements=tuple(placements),
+        users=tuple(users),
+        reads_namespace=reads_namespace,
+    )

@@ -1,6 +1,8 @@
-"""Intermediate values of one translation: each Gateway's listeners as validated, with what attached to them.
+"""Intermediate values of a translation: each Gateway's listeners as validated, with what attached to them.
 
-They are built and filled during one :func:`~nantian.translate.translate` call and never escape it.
+They never escape the translator. A :class:`~nantian.translate.Translator` keeps a Gateway's state from one
+translation to the next while :func:`state_key` of a fresh one is unchanged, so that work keyed on the state
+object (routes attached to it, its IR listeners) stays valid; ``attached`` is recounted every time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import attrs
 from nantian.ir import ClientValidation
 from nantian.resources import Gateway, Listener, ListenerSet, ObjectRef
 
-__all__ = ["GatewayState", "ListenerState", "OwnerState"]
+__all__ = ["GatewayState", "ListenerState", "OwnerState", "state_key"]
 
 
 @attrs.define(eq=False)
@@ -106,9 +108,12 @@ class GatewayState:
     """IR secret of the Gateway's backend client certificate (``spec.tls.backend``)."""
 
     ref: ObjectRef = attrs.field(init=False)
+    key: tuple[str, str] = attrs.field(init=False)
+    """(namespace, name) of the Gateway."""
 
     def __attrs_post_init__(self) -> None:
         self.ref = self.gateway.ref
+        self.key = (self.ref.namespace, self.ref.name)
 
     def all_listeners(self) -> list[ListenerState]:
         """Gateway listeners first, then those of each attached ListenerSet, in precedence order."""
@@ -117,3 +122,23 @@ class GatewayState:
             if ls.allowed:
                 out.extend(ls.listeners)
         return out
+
+
+_LISTENER_FIELDS = tuple(f.name for f in attrs.fields(ListenerState) if f.name != "attached")
+_GATEWAY_FIELDS = tuple(f.name for f in attrs.fields(GatewayState) if f.name not in ("listeners", "listener_sets"))
+
+
+def _listener_key(listener: ListenerState) -> tuple[Any, ...]:
+    return tuple(getattr(listener, name) for name in _LISTENER_FIELDS)
+
+
+def state_key(state: GatewayState) -> tuple[Any, ...]:
+    """Everything a Gateway's state holds but the ``attached`` counts, as a value: equal keys, equal states."""
+    return (
+        tuple(getattr(state, name) for name in _GATEWAY_FIELDS),
+        tuple(_listener_key(lst) for lst in state.listeners),
+        tuple(
+            (o.listener_set, o.gateway, o.allowed, o.message, tuple(_listener_key(lst) for lst in o.listeners))
+            for o in state.listener_sets
+        ),
+    )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import attrs
 
-from nantian.ir import Listener, Snapshot
+from nantian.ir import Cluster, Listener, Snapshot
 from nantian.ir import Secret as IrSecret
 from nantian.resources import (
     BackendTLSPolicy,
@@ -18,6 +19,7 @@ from nantian.resources import (
     Gateway,
     GRPCRoute,
     HTTPRoute,
+    Namespace,
     ObjectRef,
     ReferenceGrant,
     ResourceSet,
@@ -35,14 +37,15 @@ from nantian.translate.gateways import (
     listener_set_status,
     listener_sets_by_parent,
 )
-from nantian.translate.irbuild import GatewayRoutes, build_listeners
+from nantian.translate.irbuild import GatewayRoutes, IrReuse, build_listeners
 from nantian.translate.policies import PolicyIndex, policy_status
 from nantian.translate.referencegrant import GrantIndex
-from nantian.translate.routes import RouteContext, translate_route
-from nantian.translate.state import GatewayState, OwnerState
+from nantian.translate.routememo import RouteEntry, RouteMemo
+from nantian.translate.routes import RouteContext
+from nantian.translate.state import GatewayState, OwnerState, state_key
 from nantian.translate.tls import ca_secret, server_secret
 
-__all__ = ["TranslateOptions", "Translation", "translate"]
+__all__ = ["TranslateOptions", "Translation", "Translator", "translate"]
 
 log = logging.getLogger(__name__)
 
@@ -99,106 +102,292 @@ def _gc_paused() -> Iterator[None]:
 
 
 def translate(resources: ResourceSet, options: TranslateOptions | None = None) -> Translation:
-    """Translate every object of ours in ``resources`` (see the module docstring of :mod:`nantian.translate`)."""
-    with _gc_paused():
-        return _translate(resources, options or TranslateOptions())
+    """Translate every object of ours in ``resources`` (see the module docstring of :mod:`nantian.translate`).
+
+    Stateless: the same as ``Translator(options).translate(resources)`` with a fresh :class:`Translator`.
+    """
+    return Translator(options).translate(resources)
 
 
-def _translate(resources: ResourceSet, opts: TranslateOptions) -> Translation:
-    statuses: dict[ObjectRef, Mapping[str, Any]] = {}
-    classes = our_classes(resources, opts.controller_name)
-    for gclass in classes.values():
-        statuses[gclass.ref] = class_status(gclass, resources)
+class Translator:
+    """Translates successive ResourceSets, redoing only the work whose inputs changed.
 
-    grants = GrantIndex(resources.of_kind(ReferenceGrant))
-    policies = PolicyIndex(resources.of_kind(BackendTLSPolicy), resources)
-    gateways = [gw for gw in resources.of_kind(Gateway) if gw.spec.gateway_class_name in classes]
-    plans = plan_addresses(gateways, opts.address_pool)
-    sets_by_parent = listener_sets_by_parent(resources)
-    secrets: dict[str, Secret] = {}
-    config_maps: dict[str, ConfigMap] = {}
-    states: dict[tuple[str, str], GatewayState] = {}
-    owners: dict[tuple[str, str], tuple[OwnerState, GatewayState]] = {}
-    for gw in gateways:
-        key = (gw.metadata.namespace, gw.metadata.name)
-        state = build_gateway(gw, plans[key], sets_by_parent.get(key, ()), resources, grants, secrets, config_maps)
-        class_conditions = statuses[classes[gw.spec.gateway_class_name].ref]["conditions"]
-        if class_conditions[0]["status"] != "True" and state.accepted[0]:
-            state.accepted = (False, "Invalid", f"GatewayClass {gw.spec.gateway_class_name} is not accepted")
-        states[key] = state
-        for owner in state.listener_sets:
-            ls = owner.listener_set
-            owners[(ls.metadata.namespace, ls.metadata.name)] = (owner, state)
+    ``Translator(options).translate(rs)`` returns what :func:`translate` returns for ``rs`` (an equal
+    ``statuses`` mapping and a snapshot with the same bytes and version), whatever was translated before. Work
+    is remembered per route, per compiled route, per backend resolution, per cluster, per Gateway and per IR
+    virtual host and listener, keyed by the identity of the objects it read (Kubernetes objects and IR values
+    are immutable), and forgotten as soon as a translation no longer uses it: the memory held is about one
+    translation's worth. Cheap changes are those that keep most objects: ``ResourceSet.with_object`` /
+    ``without`` do, and so does a source that re-uses unchanged parsed objects.
 
-    resolver = BackendResolver(resources, grants, policies)
-    ctx = RouteContext(
-        resources=resources,
-        resolver=resolver,
-        gateways=states,
-        listener_sets=owners,
-        controller_name=opts.controller_name,
-    )
-    ctx.policy_targets = policies.targets()
-    for kind in _ROUTE_KINDS:
-        for route in resources.of_kind(kind):
-            status = translate_route(route, ctx)
-            if status is not None:
-                statuses[route.ref] = status
+    Statuses of unchanged objects are the same mapping objects as last time: treat them as read-only.
+    One translation runs at a time (a lock); the instance may be used from any thread.
+    """
 
-    listeners: list[Listener] = []
-    for state in states.values():
-        statuses[state.ref] = gateway_status(state)
-        for owner in state.listener_sets:
-            statuses[owner.listener_set.ref] = listener_set_status(owner, state)
-        if _programmed(state):
-            listeners.extend(build_listeners(state, ctx.ir.get(state.ref) or GatewayRoutes()))
+    def __init__(self, options: TranslateOptions | None = None) -> None:
+        self.options = options or TranslateOptions()
+        self._lock = threading.Lock()
+        self._resolver = BackendResolver()
+        self._memo = RouteMemo()
+        self._states: dict[tuple[str, str], tuple[tuple[Any, ...], GatewayState]] = {}
+        self._parents: tuple[dict[tuple[str, str], GatewayState], dict[tuple[str, str], Any]] = ({}, {})
+        self._gateway_epoch = 0
+        self._namespaces: tuple[object, ...] | None = None
+        self._built: dict[ObjectRef, tuple[GatewayState, list[Listener]]] = {}
+        self._ir = IrReuse()
+        self._ir_secrets: dict[str, tuple[object, IrSecret]] = {}
+        self._stamp = 0
+        self._epochs = (-1, -1)
+        self._epoch = 0
+        self._route_statuses: dict[ObjectRef, Mapping[str, Any]] = {}
 
-    for ref, result in policies.results.items():
-        ancestors: set[ObjectRef] = set()
-        for target in result.policy.spec.target_refs:
-            ancestors |= ctx.service_users.get((result.policy.metadata.namespace, target.name), set())
-        if ancestors:
-            statuses[ref] = policy_status(result, policies.conflicted.get(ref), ancestors, opts.controller_name)
+    def translate(self, resources: ResourceSet) -> Translation:
+        """Translate ``resources``; see :func:`translate` and the class docstring."""
+        with self._lock, _gc_paused():
+            return self._translate(resources)
 
-    ir_secrets = _secrets(listeners, resolver, secrets, config_maps)
-    snapshot = Snapshot.build(listeners, resolver.clusters.values(), ir_secrets)
-    log.debug(
-        "translate.done gateways=%d listeners=%d clusters=%d version=%s",
-        len(states),
-        len(snapshot.listeners),
-        len(snapshot.clusters),
-        snapshot.version,
-    )
-    return Translation(snapshot=snapshot, statuses=statuses)
+    def _gateway_layer(
+        self, resources: ResourceSet, statuses: dict[ObjectRef, Mapping[str, Any]], grants: GrantIndex
+    ) -> tuple[dict[tuple[str, str], GatewayState], dict[str, Secret], dict[str, ConfigMap], set[tuple[str, str]]]:
+        """Classes, Gateways and ListenerSets, keeping last time's state object for every unchanged Gateway.
+
+        Returns the states, the Secrets and ConfigMaps their listeners use, and the Gateways that changed.
+        """
+        opts = self.options
+        classes = our_classes(resources, opts.controller_name)
+        for gclass in classes.values():
+            statuses[gclass.ref] = class_status(gclass, resources)
+        gateways = [gw for gw in resources.of_kind(Gateway) if gw.spec.gateway_class_name in classes]
+        plans = plan_addresses(gateways, opts.address_pool)
+        sets_by_parent = listener_sets_by_parent(resources)
+        secrets: dict[str, Secret] = {}
+        config_maps: dict[str, ConfigMap] = {}
+        states: dict[tuple[str, str], GatewayState] = {}
+        kept: dict[tuple[str, str], tuple[tuple[Any, ...], GatewayState]] = {}
+        changed: set[tuple[str, str]] = set()
+        for gw in gateways:
+            key = (gw.metadata.namespace, gw.metadata.name)
+            state = build_gateway(gw, plans[key], sets_by_parent.get(key, ()), resources, grants, secrets, config_maps)
+            class_conditions = statuses[classes[gw.spec.gateway_class_name].ref]["conditions"]
+            if class_conditions[0]["status"] != "True" and state.accepted[0]:
+                state.accepted = (False, "Invalid", f"GatewayClass {gw.spec.gateway_class_name} is not accepted")
+            fingerprint = state_key(state)
+            old = self._states.get(key)
+            if old is not None and old[0] == fingerprint:
+                state = old[1]
+            else:
+                changed.add(state.key)
+            kept[key] = (fingerprint, state)
+            states[key] = state
+        for key, (_, state) in self._states.items():
+            if key not in kept:
+                changed.add(state.key)
+        self._states = kept
+        return states, secrets, config_maps, changed
+
+    def _translate(self, resources: ResourceSet) -> Translation:
+        opts = self.options
+        statuses: dict[ObjectRef, Mapping[str, Any]] = {}
+        grants = GrantIndex(resources.of_kind(ReferenceGrant))
+        policies = PolicyIndex(resources.of_kind(BackendTLSPolicy), resources)
+        states, secrets, config_maps, dirty = self._gateway_layer(resources, statuses, grants)
+        owners: dict[tuple[str, str], tuple[OwnerState, GatewayState]] = {}
+        for state in states.values():
+            for lst in state.listeners:
+                lst.attached = 0
+            for owner in state.listener_sets:
+                ls = owner.listener_set
+                owners[(ls.metadata.namespace, ls.metadata.name)] = (owner, state)
+                for lst in owner.listeners:
+                    lst.attached = 0
+        old_states, old_owners = self._parents
+        if (
+            states.keys() != old_states.keys()
+            or owners.keys() != old_owners.keys()
+            or any(state is not old_states[k] for k, state in states.items())
+            or any(found[0] is not old_owners[k][0] for k, found in owners.items())
+        ):
+            self._gateway_epoch += 1
+        self._parents = (states, owners)
+        gateway_epoch = self._gateway_epoch
+
+        resolver = self._resolver
+        resolver.begin(resources, grants, policies)
+        if (gateway_epoch, resolver.epoch) != self._epochs:
+            self._epochs = (gateway_epoch, resolver.epoch)
+            self._epoch += 1
+        epoch = self._epoch
+        memo = self._memo
+        ctx = RouteContext(
+            resources=resources,
+            gateways=states,
+            listener_sets=owners,
+            controller_name=opts.controller_name,
+            compile=memo.compile,
+        )
+        namespaces = resources.of_kind(Namespace)
+        namespaces_changed = namespaces != self._namespaces
+        self._namespaces = namespaces
+
+        self._stamp += 1
+        stamp = self._stamp
+        entries = memo.entries
+        route_statuses = self._route_statuses
+        claimed: set[ObjectRef] = set()
+        ordered: list[RouteEntry] = []
+        for kind in _ROUTE_KINDS:
+            for route in resources.of_kind(kind):
+                entry = entries.get(id(route))
+                if entry is None or (
+                    entry.checked != epoch
+                    and not memo.still_valid(entry, ctx, resolver, gateway_epoch, namespaces_changed)
+                ):
+                    fresh = memo.compute(route, entry, ctx, resolver, gateway_epoch)
+                    memo.hold(fresh)
+                    dirty |= fresh.gateways()
+                    if entry is not None:
+                        memo.let_go(entry)
+                        dirty |= entry.gateways()
+                    entry = entries[id(route)] = fresh
+                    ref = route.ref
+                    claimed.add(ref)
+                    if fresh.result is not None:
+                        route_statuses[ref] = fresh.result.status
+                    else:
+                        route_statuses.pop(ref, None)
+                if entry.plain:
+                    entry.checked = epoch
+                entry.seen = stamp
+                ordered.append(entry)
+                result = entry.result
+                if result is not None:
+                    for lst in result.attached:
+                        lst.attached += 1
+        if len(entries) != len(ordered):  # routes went away (or were replaced by new objects)
+            for key in [k for k, e in entries.items() if e.seen != stamp]:
+                gone = entries.pop(key)
+                memo.let_go(gone)
+                dirty |= gone.gateways()
+                ref = gone.route.ref
+                if ref not in claimed:
+                    route_statuses.pop(ref, None)
+        memo.release_unheld(resolver)
+        statuses.update(route_statuses)
+
+        listeners = self._listeners(states, ordered, dirty, statuses)
+        self._policy_statuses(policies, ordered, statuses)
+        clusters = resolver.clusters()
+        ir_secrets = self._secrets(listeners, clusters, secrets, {**config_maps, **resolver.ca_maps()})
+        snapshot = Snapshot.build(listeners, clusters, ir_secrets)
+        log.debug(
+            "translate.done gateways=%d listeners=%d clusters=%d version=%s",
+            len(states),
+            len(snapshot.listeners),
+            len(snapshot.clusters),
+            snapshot.version,
+        )
+        return Translation(snapshot=snapshot, statuses=statuses)
+
+    def _listeners(
+        self,
+        states: Mapping[tuple[str, str], GatewayState],
+        ordered: list[RouteEntry],
+        dirty: set[tuple[str, str]],
+        statuses: dict[ObjectRef, Mapping[str, Any]],
+    ) -> list[Listener]:
+        """Gateway and ListenerSet statuses, and the IR listeners of programmed Gateways (rebuilt for the
+        ``dirty`` ones only)."""
+        rebuild: dict[tuple[str, str], GatewayRoutes] = {}
+        for state in states.values():
+            built = self._built.get(state.ref)
+            if _programmed(state) and (state.key in dirty or built is None or built[0] is not state):
+                rebuild[state.key] = GatewayRoutes()
+        if rebuild:
+            for entry in ordered:
+                result = entry.result
+                if result is not None:
+                    for placement in result.placements:
+                        routes = rebuild.get(placement.gateway)
+                        if routes is not None:
+                            placement.add_to(routes)
+        listeners: list[Listener] = []
+        built_now: dict[ObjectRef, tuple[GatewayState, list[Listener]]] = {}
+        for state in states.values():
+            statuses[state.ref] = gateway_status(state)
+            for owner in state.listener_sets:
+                statuses[owner.listener_set.ref] = listener_set_status(owner, state)
+            if not _programmed(state):
+                continue
+            routes = rebuild.get(state.key)
+            if routes is not None:
+                built_now[state.ref] = (state, build_listeners(state, routes, self._ir))
+            else:
+                built_now[state.ref] = self._built[state.ref]
+            listeners.extend(built_now[state.ref][1])
+        self._built = built_now
+        self._ir.forget_except(set(built_now))
+        return listeners
+
+    def _policy_statuses(
+        self, policies: PolicyIndex, ordered: list[RouteEntry], statuses: dict[ObjectRef, Mapping[str, Any]]
+    ) -> None:
+        """BackendTLSPolicy statuses: an ancestor per Gateway whose accepted routes use a targeted Service."""
+        if not policies.results:
+            return
+        targets = policies.targets()
+        users: dict[tuple[str, str], set[ObjectRef]] = {}
+        for entry in ordered:
+            if entry.result is not None:
+                for gateway, services in entry.result.users:
+                    for svc in services & targets:
+                        users.setdefault(svc, set()).add(gateway)
+        for ref, result in policies.results.items():
+            ancestors: set[ObjectRef] = set()
+            for target in result.policy.spec.target_refs:
+                ancestors |= users.get((result.policy.metadata.namespace, target.name), set())
+            if ancestors:
+                statuses[ref] = policy_status(
+                    result, policies.conflicted.get(ref), ancestors, self.options.controller_name
+                )
+
+    def _secrets(
+        self,
+        listeners: list[Listener],
+        clusters: list[Cluster],
+        secrets: Mapping[str, Secret],
+        config_maps: Mapping[str, ConfigMap],
+    ) -> list[IrSecret]:
+        """IR secrets referenced by the listeners and clusters (and nothing else), the same objects as last time
+        for unchanged Secrets and ConfigMaps."""
+        wanted: set[str] = set()
+        for lst in listeners:
+            for cert in lst.certificates:
+                wanted.add(cert.secret)
+                if cert.client_validation is not None:
+                    wanted.update(cert.client_validation.ca_secrets)
+        for cluster in clusters:
+            if cluster.tls is not None:
+                wanted.update(cluster.tls.ca_secrets)
+                if cluster.tls.client_certificate is not None:
+                    wanted.add(cluster.tls.client_certificate)
+        out: list[IrSecret] = []
+        kept: dict[str, tuple[object, IrSecret]] = {}
+        for name in sorted(wanted):
+            source: Secret | ConfigMap | None = secrets.get(name)
+            if source is None:
+                source = config_maps.get(name)
+                if source is None:
+                    continue
+            old = self._ir_secrets.get(name)
+            if old is not None and old[0] is source:
+                ir_secret = old[1]
+            else:
+                ir_secret = server_secret(source) if isinstance(source, Secret) else ca_secret(source)
+            kept[name] = (source, ir_secret)
+            out.append(ir_secret)
+        self._ir_secrets = kept
+        return out
 
 
 def _programmed(state: GatewayState) -> bool:
     return state.accepted[0] and state.programmed_problem is None and state.address is not None
-
-
-def _secrets(
-    listeners: list[Listener],
-    resolver: BackendResolver,
-    secrets: Mapping[str, Secret],
-    config_maps: Mapping[str, ConfigMap],
-) -> list[IrSecret]:
-    """IR secrets referenced by the listeners and clusters (and nothing else)."""
-    wanted: set[str] = set()
-    for lst in listeners:
-        for cert in lst.certificates:
-            wanted.add(cert.secret)
-            if cert.client_validation is not None:
-                wanted.update(cert.client_validation.ca_secrets)
-    for cluster in resolver.clusters.values():
-        if cluster.tls is not None:
-            wanted.update(cluster.tls.ca_secrets)
-            if cluster.tls.client_certificate is not None:
-                wanted.add(cluster.tls.client_certificate)
-    maps: dict[str, ConfigMap] = {**config_maps, **resolver.ca_maps}
-    out: list[IrSecret] = []
-    for name in sorted(wanted):
-        if name in secrets:
-            out.append(server_secret(secrets[name]))
-        elif name in maps:
-            out.append(ca_secret(maps[name]))
-    return out
