@@ -1,14 +1,15 @@
 """IR snapshot -> Envoy v3 resources (Listeners with inline route configuration, Clusters). Pure functions.
 
-Supported: HTTP and HTTPS (TLS termination, SNI-selected certificates) listeners; route matches on path
+Supported: HTTP and HTTPS (TLS termination, SNI-selected certificates) listeners, TCP listeners and TLS listeners
+(passthrough by SNI, or terminated) with their stream routes (weighted backends); route matches on path
 (exact, segment-aware prefix, regex), headers, query parameters and method; weighted backends with their
 header modifiers; request/response header modifiers; redirects; host and path rewrites; mirrors; request
 and per-try timeouts; retries; direct responses; clusters with static endpoints, load-balancing policy,
 h2c and upstream TLS (CA bundle or system roots, SNI, subject alt names, client certificate).
 
-Not translated (logged by :func:`unsupported` and listed in the module-level :data:`UNSUPPORTED`): TCP, UDP
-and TLS-passthrough listeners, CORS, plugin filters, client-certificate validation modes other than
-"allow valid only", gRPC-shaped local answers, and 421 answers for misdirected requests.
+Not translated (logged, and listed in the module-level :data:`UNSUPPORTED`): UDP listeners, CORS, plugin
+filters, client-certificate validation modes other than "allow valid only", gRPC-shaped local answers, and
+421 answers for misdirected requests.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
@@ -41,7 +43,9 @@ from nantian.ir import (
     Protocol,
     Secret,
     Snapshot,
+    StreamRoute,
     StringMatchType,
+    TlsMode,
     VirtualHost,
 )
 
@@ -55,7 +59,7 @@ INVALID_BACKEND = "nantian/invalid-backend"
 """A cluster name that never exists: traffic for an invalid backendRef answers 500 (Gateway API)."""
 
 UNSUPPORTED = (
-    "TCP, UDP and TLS-passthrough listeners",
+    "UDP listeners",
     "CORS",
     "plugin filters",
     "AllowInsecureFallback client validation",
@@ -368,8 +372,54 @@ def listener(lst: Listener, secrets: dict[str, Secret], port_offset: int = 0) ->
             chain_out.transport_socket.name = "envoy.transport_sockets.tls"
             chain_out.transport_socket.typed_config.CopyFrom(_any(tls))
         return out if out.filter_chains else None
+    if lst.protocol is Protocol.TCP:
+        first = next((r for r in lst.stream_routes if any(b.weight > 0 for b in r.backends)), None)
+        if first is not None:
+            out.filter_chains.add(filters=[_tcp_proxy(lst, first)])
+        return out if out.filter_chains else None
+    if lst.protocol is Protocol.TLS:
+        out.listener_filters.add(name="envoy.filters.listener.tls_inspector", typed_config=_any(_tls_inspector()))
+        terminate = lst.tls_mode is TlsMode.TERMINATE
+        for sr in lst.stream_routes:
+            if not any(b.weight > 0 for b in sr.backends):
+                continue  # no live backend: connections for it match no chain and are closed
+            chain = out.filter_chains.add(filters=[_tcp_proxy(lst, sr)])
+            chain.filter_chain_match.server_names.extend(h for h in sr.hostnames if h != "*")
+            if terminate:
+                tls = _downstream_tls(lst, secrets)
+                if tls is None:
+                    log.warning("envoy.missing_certificate listener=%s", lst.name)
+                    del out.filter_chains[-1]
+                    continue
+                chain.transport_socket.name = "envoy.transport_sockets.tls"
+                chain.transport_socket.typed_config.CopyFrom(_any(tls))
+        return out if out.filter_chains else None
     log.warning("envoy.unsupported listener=%s protocol=%s", lst.name, lst.protocol.value)
     return None
+
+
+def _tcp_proxy(lst: Listener, route: StreamRoute) -> listener_components_pb2.Filter:
+    proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=f"{lst.name}/{route.name}".replace("/", "_"))
+    live = [b for b in route.backends if b.weight > 0]
+    if len(live) == 1:
+        proxy.cluster = live[0].cluster or INVALID_BACKEND
+    else:
+        for b in live:
+            proxy.weighted_clusters.clusters.add(name=b.cluster or INVALID_BACKEND, weight=b.weight)
+    return listener_components_pb2.Filter(name="envoy.filters.network.tcp_proxy", typed_config=_any(proxy))
+
+
+def _downstream_tls(lst: Listener, secrets: dict[str, Secret]) -> tls_pb2.DownstreamTlsContext | None:
+    """Every certificate of the listener in one context (Envoy picks by SNI among them)."""
+    tls = tls_pb2.DownstreamTlsContext()
+    for cert in lst.certificates:
+        chain = _secret_text(secrets, cert.secret, "certificate_chain")
+        key = _secret_text(secrets, cert.secret, "private_key")
+        if chain and key:
+            pair = tls.common_tls_context.tls_certificates.add()
+            pair.certificate_chain.inline_string = chain
+            pair.private_key.inline_string = key
+    return tls if tls.common_tls_context.tls_certificates else None
 
 
 def _tls_inspector() -> object:
