@@ -206,6 +206,10 @@ class XdsServer:
                 commands = session.handle(event) if event is not None else []
         except TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Hello within 30 seconds")
+        except grpc.aio.AbortError:
+            raise
+        except Exception:  # this stream's failure (a write to a vanished peer, or a bug): end only this stream
+            log.exception("xds.stream_failed node=%s", record.node_id if record is not None else "-")
         finally:
             reader.cancel()
             if watcher is not None:
