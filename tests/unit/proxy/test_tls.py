@@ -243,17 +243,19 @@ async def test_allow_valid_only_requires_a_certificate_from_the_bundle(
     assert [s.refused for s in sessions] == [None]
 
 
-async def test_allow_insecure_fallback_accepts_a_missing_certificate(
+async def test_allow_insecure_fallback_accepts_missing_and_invalid_certificates(
     secrets: dict[str, ir.Secret], server_ca: trustme.CA, client_ca: trustme.CA
 ) -> None:
     tls = build_server_tls(_mtls_listener(ir.ClientValidationMode.ALLOW_INSECURE_FALLBACK), secrets)
     assert tls.context.verify_mode is ssl.CERT_OPTIONAL
+    stranger = trustme.CA().issue_cert("intruder@example.com")
     sessions: list[TlsSession] = []
     async for port in _serve(tls, sessions):
         assert await _outcome(port, _client_context(server_ca), "a.example.com") == "ok"
         good = client_ca.issue_cert("client@example.com")
         assert await _outcome(port, _client_context(server_ca, cert=good), "a.example.com") == "ok"
-    assert [s.refused for s in sessions] == [None, None]
+        assert await _outcome(port, _client_context(server_ca, cert=stranger), "a.example.com") == "ok"
+    assert [s.refused for s in sessions] == [None, None, None]
 
 
 async def test_validation_applies_per_section(
@@ -270,10 +272,15 @@ async def test_validation_applies_per_section(
         assert await _outcome(port, _client_context(server_ca), "a.example.com") == "refused"
         good = client_ca.issue_cert("client@example.com")
         assert await _outcome(port, _client_context(server_ca, cert=good), "a.example.com") == "ok"
+        # A certificate that does not verify: refused by the validated section, ignored by the other one.
+        stranger = trustme.CA().issue_cert("intruder@example.com")
+        assert await _outcome(port, _client_context(server_ca, cert=stranger), "a.example.com") == "refused"
+        assert await _outcome(port, _client_context(server_ca, cert=stranger), "b.example.com") == "ok"
     assert [(s.section, s.refused is not None) for s in sessions] == [
         ("ns/gw/wild", False),
         ("ns/gw/a", True),
         ("ns/gw/a", False),
+        ("ns/gw/wild", False),
     ]
 
 
