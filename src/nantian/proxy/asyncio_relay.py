@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import typing
 from collections.abc import Callable
 
 from nantian.proxy._relay import (
@@ -50,7 +51,7 @@ class _Upstream(asyncio.Protocol):
         self._conn = conn
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._conn._transports[Side.UPSTREAM] = transport  # type: ignore[assignment]
+        self._conn._transports[Side.UPSTREAM] = typing.cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._conn.feed(DataReceived(Side.UPSTREAM, data))
@@ -106,8 +107,8 @@ class RelayConnection(asyncio.Protocol):
 
     # -- downstream protocol callbacks -----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transports[Side.DOWNSTREAM] = transport
+        # cast: uvloop's transports do not subclass asyncio.Transport
+        self._transports[Side.DOWNSTREAM] = typing.cast(asyncio.Transport, transport)
         self._loop = asyncio.get_running_loop()
         self.started_at = self._loop.time()
         peer = transport.get_extra_info("peername")

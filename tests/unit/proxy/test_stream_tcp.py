@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+import uvloop
 from http1_harness import free_port, running
 from prometheus_client import generate_latest
 
@@ -336,3 +337,24 @@ async def test_drain_closes_open_connections_at_once_and_stops_accepting() -> No
                     assert await reader.read() == b""
             with pytest.raises(OSError):
                 await exchange(port)
+
+
+def test_relaying_on_uvloop() -> None:
+    """The apps run on uvloop, whose transports are not asyncio's classes."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(test_bytes_flow_both_ways_and_half_close_is_passed_on_plain())
+        runner.run(test_large_transfer_with_flow_control_both_ways())
+        runner.run(test_dead_backend_invalid_share_and_no_route_close_the_connection())
+
+
+async def test_bytes_flow_both_ways_and_half_close_is_passed_on_plain() -> None:
+    async with Echo("one") as one:
+        port = free_port()
+        s = snap([tcp_listener(port, stream_route("r", ("c", 1)))], [tcp_cluster("c", one.port)])
+        async with running(s), connected(port) as (reader, writer):
+            writer.write(b"hello")
+            async with asyncio.timeout(TIMEOUT):
+                assert await reader.readexactly(5) == b"hello"
+            writer.write_eof()
+            async with asyncio.timeout(TIMEOUT):
+                assert await reader.read() == b"one|bye"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trustme
+import uvloop
 from http1_harness import free_port, running
 
 from nantian import ir
@@ -239,3 +240,10 @@ async def test_terminate_without_usable_certificates_is_refused(ca: trustme.CA) 
         with pytest.raises(ConfigRejected, match="certificate"):
             await rt.apply(ir.Snapshot.build([lst], []))
         assert rt.version == rt_snap.version
+
+
+def test_tls_listeners_on_uvloop(ca: trustme.CA) -> None:
+    """The apps run on uvloop, whose transports (TLS included) are not asyncio's classes."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(test_passthrough_routes_by_sni_to_two_tls_backends(ca))
+        runner.run(test_terminate_relays_plaintext_to_the_route_matching_sni(ca))

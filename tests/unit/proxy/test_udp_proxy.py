@@ -9,6 +9,7 @@ import typing
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import uvloop
 from http1_harness import free_port, running
 from prometheus_client import generate_latest
 
@@ -195,3 +196,10 @@ async def test_config_swap_changes_new_sessions_only() -> None:
             assert await old(b"b") == b"v1:b"
             async with client(port) as new:
                 assert await new(b"c") == b"v2:c"
+
+
+def test_udp_on_uvloop() -> None:
+    """The apps run on uvloop, whose datagram transports are not asyncio's classes."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(test_request_reply_with_a_session_per_client())
+        runner.run(test_idle_sessions_expire_and_new_datagrams_start_a_new_one())
