@@ -166,7 +166,11 @@ class XdsServer:
         watcher: asyncio.Task[None] | None = None
         record: NodeRecord | None = None
         try:
-            first = await asyncio.wait_for(queue.get(), _HELLO_TIMEOUT)
+            try:
+                first = await asyncio.wait_for(queue.get(), _HELLO_TIMEOUT)
+            except TimeoutError:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Hello within 30 seconds")
+                return
             if not (isinstance(first, pb.DataPlaneMessage) and first.WhichOneof("message") == "hello"):
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "the first message must be a Hello")
                 return
@@ -204,8 +208,6 @@ class XdsServer:
                     return
                 event = self._event(item, session, record)
                 commands = session.handle(event) if event is not None else []
-        except TimeoutError:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Hello within 30 seconds")
         except grpc.aio.AbortError:
             raise
         except Exception:  # this stream's failure (a write to a vanished peer, or a bug): end only this stream
