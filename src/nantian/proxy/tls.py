@@ -60,9 +60,9 @@ __all__ = [
     "ALPN_HTTP",
     "ClientHello",
     "ServerTls",
-    "TlsRouteConnection",
-    "TlsRoutes",
-    "TlsRoutesRef",
+    "StreamConnection",
+    "StreamRoutes",
+    "StreamRoutesRef",
     "TlsSession",
     "UpstreamTlsConfig",
     "build_server_context",
@@ -72,7 +72,7 @@ __all__ = [
     "load_certificate",
     "peek_client_hello",
     "select_stream_route",
-    "tls_route_factory",
+    "stream_route_factory",
 ]
 
 log = logging.getLogger(__name__)
@@ -626,24 +626,26 @@ def select_stream_route(routes: Iterable[StreamRoute], server_name: str | None) 
     return best[1] if best is not None else None
 
 
-# --- TLS listeners (TLSRoute): pick a route by SNI, then splice bytes to a backend -----------------------------
+# --- Stream listeners (TLSRoute, TCPRoute): pick a route (by SNI for TLS), then splice bytes to a backend -------
 
 
-class TlsRoutes:
-    """The compiled stream routes of one IR listener with protocol TLS.
+class StreamRoutes:
+    """The compiled stream routes of one IR listener with protocol TLS or TCP.
 
-    ``Passthrough``: the ClientHello is peeked for its SNI and the encrypted bytes go to the backend unchanged.
-    ``Terminate``: :attr:`server_tls` does the handshake (serve with ``ssl=routes.server_tls.context``) and the
-    decrypted bytes go to the backend. Either way a route is picked by SNI (:func:`select_stream_route`), then one of
-    its weighted backends, then an endpoint of that cluster (weighted round robin).
+    TLS ``Passthrough``: the ClientHello is peeked for its SNI and the encrypted bytes go to the backend unchanged.
+    TLS ``Terminate``: :attr:`server_tls` does the handshake (serve with ``ssl=routes.server_tls.context``) and the
+    decrypted bytes go to the backend. Either way a route is picked by SNI (:func:`select_stream_route`). TCP: the
+    route without hostnames takes every connection at once. Then one of the route's weighted backends is picked, and
+    an endpoint of that cluster (weighted round robin).
 
     :raises ConfigRejected: (construction) a terminating listener's certificates cannot be loaded.
     """
 
     def __init__(self, listener: Listener, clusters: Mapping[str, Cluster], secrets: Mapping[str, Secret]) -> None:
         self.listener = listener
-        self.passthrough = listener.tls_mode is not TlsMode.TERMINATE
-        self.server_tls = None if self.passthrough else build_server_tls(listener, secrets, alpn=())
+        self.peek_sni = listener.protocol is Protocol.TLS and listener.tls_mode is not TlsMode.TERMINATE
+        terminate = listener.protocol is Protocol.TLS and listener.tls_mode is TlsMode.TERMINATE
+        self.server_tls = build_server_tls(listener, secrets, alpn=()) if terminate else None
         self.routes = listener.stream_routes
         self._rotations: dict[str, itertools.cycle[Endpoint]] = {}
         self._timeouts: dict[str, float] = {}
@@ -670,18 +672,18 @@ class TlsRoutes:
 
 
 @attrs.define(eq=False)
-class TlsRoutesRef:
+class StreamRoutesRef:
     """The runtime's handle for a bound TLS listener: ``current`` is swapped on every applied snapshot; a new
     connection reads it once."""
 
     name: str
-    current: TlsRoutes
+    current: StreamRoutes
 
 
 class _Splice(asyncio.Protocol):
     """One side of a byte relay between two transports, with back-pressure both ways."""
 
-    def __init__(self, owner: TlsRouteConnection) -> None:
+    def __init__(self, owner: StreamConnection) -> None:
         self.owner = owner
         self.transport: asyncio.Transport | None = None
 
@@ -705,14 +707,15 @@ class _Splice(asyncio.Protocol):
         self.owner.resume_downstream_reading()
 
 
-class TlsRouteConnection(asyncio.Protocol):
-    """A downstream connection on a TLS listener: route by SNI, connect the backend, relay until both sides end.
+class StreamConnection(asyncio.Protocol):
+    """A downstream connection on a TLS or TCP listener: route (by SNI for TLS), connect the backend, relay until both
+    sides end.
 
     :param hello_timeout: Passthrough: seconds for the client to send its whole ClientHello.
     """
 
     def __init__(
-        self, ref: TlsRoutesRef, connections: MutableSet[object] | None = None, *, hello_timeout: float = 10.0
+        self, ref: StreamRoutesRef, connections: MutableSet[object] | None = None, *, hello_timeout: float = 10.0
     ):
         self.ref = ref
         self.routes = ref.current
@@ -738,8 +741,10 @@ class TlsRouteConnection(asyncio.Protocol):
                 self.abort()
                 return
             self._route(session.server_name)
-        else:
+        elif self.routes.peek_sni:
             self._timer = loop.call_later(self._hello_timeout, self.abort)
+        else:  # TCP
+            self._route(None)
 
     def data_received(self, data: bytes) -> None:
         if self.upstream is not None and self.upstream.transport is not None:
@@ -870,19 +875,19 @@ class TlsRouteConnection(asyncio.Protocol):
             self.upstream.transport.abort()
 
 
-def tls_route_factory(
-    ref: TlsRoutesRef, connections: MutableSet[object] | None = None
+def stream_route_factory(
+    ref: StreamRoutesRef, connections: MutableSet[object] | None = None
 ) -> typing.Callable[[], asyncio.Protocol]:
-    """The protocol factory for ``loop.create_server`` on an IR listener with protocol TLS.
+    """The protocol factory for ``loop.create_server`` on an IR listener with protocol TLS or TCP.
 
-    Wiring, for the runtime: compile ``TlsRoutes(listener, {c.name: c for c in snapshot.clusters}, secrets)`` per
-    TLS listener (it raises ConfigRejected like the rest of a compile), keep a :class:`TlsRoutesRef` per bound
-    listener and swap its ``current`` on apply, and bind with ``ssl=routes.server_tls.context`` when
-    ``routes.server_tls`` is set (``Terminate``), without ``ssl`` for ``Passthrough``. Connections add themselves to
+    Wiring, for the runtime: compile ``StreamRoutes(listener, {c.name: c for c in snapshot.clusters}, secrets)`` per
+    TLS and TCP listener (it raises ConfigRejected like the rest of a compile), keep a :class:`StreamRoutesRef` per
+    bound listener and swap its ``current`` on apply, and bind with ``ssl=routes.server_tls.context`` when
+    ``routes.server_tls`` is set (TLS ``Terminate``), without ``ssl`` otherwise. Connections add themselves to
     ``connections`` (``shutdown()``/``abort()`` like the HTTP ones).
     """
 
     def factory() -> asyncio.Protocol:
-        return TlsRouteConnection(ref, connections)
+        return StreamConnection(ref, connections)
 
     return factory

@@ -1,4 +1,4 @@
-"""TLS listeners (TLSRoute) on loopback: passthrough by SNI to TLS backends, terminate to a plain TCP backend."""
+"""Stream listeners on loopback: TLS passthrough by SNI to TLS backends, TLS terminate and TCP to plain backends."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import trustme
 
 from nantian import ir
 from nantian.errors import ConfigRejected
-from nantian.proxy.tls import TlsRoutes, TlsRoutesRef, tls_route_factory
+from nantian.proxy.tls import StreamRoutes, StreamRoutesRef, stream_route_factory
 
 TIMEOUT = 5.0
 
@@ -44,10 +44,10 @@ async def backend(name: bytes, ctx: ssl.SSLContext | None = None) -> AsyncIterat
 
 
 @asynccontextmanager
-async def tls_listener(ref: TlsRoutesRef, connections: set[object]) -> AsyncIterator[int]:
+async def tls_listener(ref: StreamRoutesRef, connections: set[object]) -> AsyncIterator[int]:
     ctx = ref.current.server_tls.context if ref.current.server_tls is not None else None
     server = await asyncio.get_running_loop().create_server(
-        tls_route_factory(ref, connections), "127.0.0.1", 0, ssl=ctx
+        stream_route_factory(ref, connections), "127.0.0.1", 0, ssl=ctx
     )
     try:
         yield server.sockets[0].getsockname()[1]
@@ -129,7 +129,7 @@ async def test_passthrough_routes_by_sni_without_terminating(ca: trustme.CA) -> 
     ):
         routes = (_route("alpha", "ns/alpha:443", "alpha.example.com"), _route("wild", "ns/wild:443", "*.wild.test"))
         clusters = {c.name: c for c in (_cluster("ns/alpha:443", alpha), _cluster("ns/wild:443", wild))}
-        ref = TlsRoutesRef(name="l", current=TlsRoutes(_listener(ir.TlsMode.PASSTHROUGH, routes), clusters, {}))
+        ref = StreamRoutesRef(name="l", current=StreamRoutes(_listener(ir.TlsMode.PASSTHROUGH, routes), clusters, {}))
         connections: set[object] = set()
         async with tls_listener(ref, connections) as port:
             # The client verifies the *backend's* certificate: the proxy did not terminate.
@@ -155,9 +155,9 @@ async def test_terminate_sends_plaintext_to_the_backend(ca: trustme.CA) -> None:
             (_route("r", "ns/plain:80", "secure.example.com"),),
             ir.TlsCertificate(hostname=None, secret="ns/cert", section="ns/gw/tls"),
         )
-        routes = TlsRoutes(listener, {"ns/plain:80": _cluster("ns/plain:80", plain_port)}, {"ns/cert": secret})
+        routes = StreamRoutes(listener, {"ns/plain:80": _cluster("ns/plain:80", plain_port)}, {"ns/cert": secret})
         assert routes.server_tls is not None
-        ref = TlsRoutesRef(name="l", current=routes)
+        ref = StreamRoutesRef(name="l", current=routes)
         connections: set[object] = set()
         async with tls_listener(ref, connections) as port:
             payload = b"x" * 200_000  # larger than socket buffers: back-pressure both ways
@@ -173,11 +173,11 @@ async def test_new_connections_use_the_swapped_routes(ca: trustme.CA) -> None:
     async with backend(b"one", ctx_one) as one, backend(b"two", ctx_two) as two:
         clusters = {c.name: c for c in (_cluster("ns/one:443", one), _cluster("ns/two:443", two))}
 
-        def table(cluster: str) -> TlsRoutes:
+        def table(cluster: str) -> StreamRoutes:
             listener = _listener(ir.TlsMode.PASSTHROUGH, (_route("r", cluster),))
-            return TlsRoutes(listener, clusters, {})
+            return StreamRoutes(listener, clusters, {})
 
-        ref = TlsRoutesRef(name="l", current=table("ns/one:443"))
+        ref = StreamRoutesRef(name="l", current=table("ns/one:443"))
         async with tls_listener(ref, set()) as port:
             assert await _talk(port, client_ctx, "svc.example.com", b"a") == b"one:a"
             ref.current = table("ns/two:443")
@@ -190,8 +190,8 @@ async def test_a_dead_backend_closes_the_connection(ca: trustme.CA) -> None:
     async with backend(b"gone") as port_of_gone:
         pass  # closed again: nothing listens there now
     listener = _listener(ir.TlsMode.PASSTHROUGH, (_route("r", "ns/gone:443"),))
-    ref = TlsRoutesRef(
-        name="l", current=TlsRoutes(listener, {"ns/gone:443": _cluster("ns/gone:443", port_of_gone)}, {})
+    ref = StreamRoutesRef(
+        name="l", current=StreamRoutes(listener, {"ns/gone:443": _cluster("ns/gone:443", port_of_gone)}, {})
     )
     async with tls_listener(ref, set()) as port:
         assert await _talk(port, client_ctx, "svc.example.com", b"a") == b""
@@ -202,4 +202,20 @@ def test_terminate_without_usable_certificates_is_rejected() -> None:
         ir.TlsMode.TERMINATE, (), ir.TlsCertificate(hostname=None, secret="ns/missing", section="ns/gw/tls")
     )
     with pytest.raises(ConfigRejected, match="ns/missing"):
-        TlsRoutes(listener, {}, {})
+        StreamRoutes(listener, {}, {})
+
+
+async def test_tcp_listener_relays_to_its_route() -> None:
+    async with backend(b"tcp") as tcp_port:
+        listener = ir.Listener(
+            name="ns/gw/9000/TCP",
+            gateway="ns/gw",
+            address="127.0.0.1",
+            port=9000,
+            protocol=ir.Protocol.TCP,
+            stream_routes=(_route("r", "ns/tcp:9000"),),
+        )
+        routes = StreamRoutes(listener, {"ns/tcp:9000": _cluster("ns/tcp:9000", tcp_port)}, {})
+        assert routes.server_tls is None and not routes.peek_sni
+        async with tls_listener(StreamRoutesRef(name="l", current=routes), set()) as port:
+            assert await _talk(port, None, None, b"plain bytes") == b"tcp:plain bytes"
