@@ -24,20 +24,17 @@ Upstream side (:func:`build_upstream_tls`): a client context for a cluster's IR
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import ipaddress
-import itertools
 import logging
 import os
-import random
 import ssl
 import sys
 import tempfile
 import typing
 import weakref
-from collections.abc import Iterable, Mapping, MutableSet, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -45,14 +42,11 @@ from nantian.errors import ConfigRejected, RemoteProtocolError
 from nantian.ir import (
     ClientValidation,
     ClientValidationMode,
-    Cluster,
-    Endpoint,
     Listener,
     Protocol,
     Secret,
     StreamRoute,
     TlsCertificate,
-    TlsMode,
     UpstreamTls,
 )
 
@@ -60,9 +54,6 @@ __all__ = [
     "ALPN_HTTP",
     "ClientHello",
     "ServerTls",
-    "StreamConnection",
-    "StreamRoutes",
-    "StreamRoutesRef",
     "TlsSession",
     "UpstreamTlsConfig",
     "build_server_context",
@@ -72,7 +63,6 @@ __all__ = [
     "load_certificate",
     "peek_client_hello",
     "select_stream_route",
-    "stream_route_factory",
 ]
 
 log = logging.getLogger(__name__)
@@ -624,270 +614,3 @@ def select_stream_route(routes: Iterable[StreamRoute], server_name: str | None) 
         if best is None or candidate[0] > best[0]:
             best = candidate
     return best[1] if best is not None else None
-
-
-# --- Stream listeners (TLSRoute, TCPRoute): pick a route (by SNI for TLS), then splice bytes to a backend -------
-
-
-class StreamRoutes:
-    """The compiled stream routes of one IR listener with protocol TLS or TCP.
-
-    TLS ``Passthrough``: the ClientHello is peeked for its SNI and the encrypted bytes go to the backend unchanged.
-    TLS ``Terminate``: :attr:`server_tls` does the handshake (serve with ``ssl=routes.server_tls.context``) and the
-    decrypted bytes go to the backend. Either way a route is picked by SNI (:func:`select_stream_route`). TCP: the
-    route without hostnames takes every connection at once. Then one of the route's weighted backends is picked, and
-    an endpoint of that cluster (weighted round robin).
-
-    :raises ConfigRejected: (construction) a terminating listener's certificates cannot be loaded.
-    """
-
-    def __init__(self, listener: Listener, clusters: Mapping[str, Cluster], secrets: Mapping[str, Secret]) -> None:
-        self.listener = listener
-        self.peek_sni = listener.protocol is Protocol.TLS and listener.tls_mode is not TlsMode.TERMINATE
-        terminate = listener.protocol is Protocol.TLS and listener.tls_mode is TlsMode.TERMINATE
-        self.server_tls = build_server_tls(listener, secrets, alpn=()) if terminate else None
-        self.routes = listener.stream_routes
-        self._rotations: dict[str, itertools.cycle[Endpoint]] = {}
-        self._timeouts: dict[str, float] = {}
-        used = {b.cluster for r in self.routes for b in r.backends if b.cluster is not None}
-        for name in used:
-            cluster = clusters.get(name)
-            weighted = [ep for ep in cluster.endpoints for _ in range(min(ep.weight, 100))] if cluster else []
-            if cluster is not None and weighted:
-                self._rotations[name] = itertools.cycle(weighted)
-                self._timeouts[name] = cluster.connect_timeout
-
-    def endpoint(self, server_name: str | None) -> tuple[StreamRoute, Endpoint, float] | None:
-        """Where a connection with this SNI goes (route, endpoint, connect timeout), or ``None`` when no route or no
-        usable backend matches."""
-        route = select_stream_route(self.routes, server_name)
-        if route is None:
-            return None
-        usable = [b for b in route.backends if b.weight > 0 and b.cluster in self._rotations]
-        if not usable:
-            return None
-        (backend,) = random.choices(usable, weights=[b.weight for b in usable])
-        assert backend.cluster is not None
-        return route, next(self._rotations[backend.cluster]), self._timeouts[backend.cluster]
-
-
-@attrs.define(eq=False)
-class StreamRoutesRef:
-    """The runtime's handle for a bound TLS listener: ``current`` is swapped on every applied snapshot; a new
-    connection reads it once."""
-
-    name: str
-    current: StreamRoutes
-
-
-class _Splice(asyncio.Protocol):
-    """One side of a byte relay between two transports, with back-pressure both ways."""
-
-    def __init__(self, owner: StreamConnection) -> None:
-        self.owner = owner
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = typing.cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.owner.from_upstream(data)
-
-    def eof_received(self) -> bool | None:
-        self.owner.upstream_eof()
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.owner.upstream_lost()
-
-    def pause_writing(self) -> None:
-        self.owner.pause_downstream_reading()
-
-    def resume_writing(self) -> None:
-        self.owner.resume_downstream_reading()
-
-
-class StreamConnection(asyncio.Protocol):
-    """A downstream connection on a TLS or TCP listener: route (by SNI for TLS), connect the backend, relay until both
-    sides end.
-
-    :param hello_timeout: Passthrough: seconds for the client to send its whole ClientHello.
-    """
-
-    def __init__(
-        self, ref: StreamRoutesRef, connections: MutableSet[object] | None = None, *, hello_timeout: float = 10.0
-    ):
-        self.ref = ref
-        self.routes = ref.current
-        self._connections = connections
-        self._hello_timeout = hello_timeout
-        self.transport: asyncio.Transport | None = None
-        self.upstream: _Splice | None = None
-        self._buffer = b""
-        self._timer: asyncio.TimerHandle | None = None
-        self._connecting: asyncio.Task[None] | None = None
-        self._down_eof = False
-        self._closed = False
-
-    # downstream events
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = tr = typing.cast(asyncio.Transport, transport)
-        if self._connections is not None:
-            self._connections.add(self)
-        loop = asyncio.get_running_loop()
-        if self.routes.server_tls is not None:  # terminate: asyncio finished the handshake before calling us
-            session = self.routes.server_tls.inspect(tr.get_extra_info("ssl_object"))
-            if session.refused is not None:
-                self.abort()
-                return
-            self._route(session.server_name)
-        elif self.routes.peek_sni:
-            self._timer = loop.call_later(self._hello_timeout, self.abort)
-        else:  # TCP
-            self._route(None)
-
-    def data_received(self, data: bytes) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.write(data)
-            return
-        self._buffer += data
-        if self._connecting is not None:
-            return  # terminate, or passthrough with the hello already read: held until the backend is connected
-        try:
-            hello = peek_client_hello(self._buffer)
-        except RemoteProtocolError as exc:
-            log.debug("tls_route.bad_client_hello listener=%s error=%s", self.ref.name, exc)
-            self.abort()
-            return
-        if hello is not None:
-            self._cancel_timer()
-            self._route(hello.server_name)
-
-    def eof_received(self) -> bool | None:
-        self._down_eof = True
-        if (
-            self.upstream is not None
-            and self.upstream.transport is not None
-            and self.upstream.transport.can_write_eof()
-        ):
-            self.upstream.transport.write_eof()
-            return True
-        if self._connecting is None:
-            self.close()
-        return True
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-        self._cancel_timer()
-        if self._connecting is not None:
-            self._connecting.cancel()
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.close()
-        if self._connections is not None:
-            self._connections.discard(self)
-
-    def pause_writing(self) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.resume_reading()
-
-    # routing and the upstream side
-    def _route(self, server_name: str | None) -> None:
-        target = self.routes.endpoint(server_name)
-        if target is None:
-            log.debug("tls_route.no_route listener=%s sni=%s", self.ref.name, server_name)
-            self.abort()
-            return
-        route, endpoint, timeout = target
-        self._connecting = asyncio.get_running_loop().create_task(
-            self._connect(route, endpoint, connect_timeout=timeout)
-        )
-
-    async def _connect(self, route: StreamRoute, endpoint: Endpoint, *, connect_timeout: float) -> None:
-        splice = _Splice(self)
-        try:
-            async with asyncio.timeout(connect_timeout):
-                await asyncio.get_running_loop().create_connection(lambda: splice, endpoint.address, endpoint.port)
-        except (OSError, TimeoutError) as exc:
-            log.debug("tls_route.connect_failed route=%s endpoint=%s:%s error=%r", route.name, endpoint.address,
-                      endpoint.port, exc)  # fmt: skip
-            self.abort()
-            return
-        if self._closed:
-            if splice.transport is not None:
-                splice.transport.close()
-            return
-        self.upstream = splice
-        assert splice.transport is not None
-        if self._buffer:
-            splice.transport.write(self._buffer)
-            self._buffer = b""
-        if self._down_eof and splice.transport.can_write_eof():
-            splice.transport.write_eof()
-
-    def from_upstream(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def upstream_eof(self) -> None:
-        if self.transport is None:
-            return
-        if self._down_eof or not self.transport.can_write_eof():
-            self.close()
-        else:
-            self.transport.write_eof()
-
-    def upstream_lost(self) -> None:
-        self.close()
-
-    def pause_downstream_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
-
-    def resume_downstream_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    # lifecycle
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def close(self) -> None:
-        """Close both sides (after what is already written)."""
-        if self.transport is not None:
-            self.transport.close()
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.close()
-
-    def shutdown(self) -> None:
-        """Drain: a relayed connection cannot be told to stop; it is left to finish (or the drain timeout)."""
-
-    def abort(self) -> None:
-        """Drop both sides now."""
-        if self.transport is not None:
-            self.transport.abort()
-        if self.upstream is not None and self.upstream.transport is not None:
-            self.upstream.transport.abort()
-
-
-def stream_route_factory(
-    ref: StreamRoutesRef, connections: MutableSet[object] | None = None
-) -> typing.Callable[[], asyncio.Protocol]:
-    """The protocol factory for ``loop.create_server`` on an IR listener with protocol TLS or TCP.
-
-    Wiring, for the runtime: compile ``StreamRoutes(listener, {c.name: c for c in snapshot.clusters}, secrets)`` per
-    TLS and TCP listener (it raises ConfigRejected like the rest of a compile), keep a :class:`StreamRoutesRef` per
-    bound listener and swap its ``current`` on apply, and bind with ``ssl=routes.server_tls.context`` when
-    ``routes.server_tls`` is set (TLS ``Terminate``), without ``ssl`` otherwise. Connections add themselves to
-    ``connections`` (``shutdown()``/``abort()`` like the HTTP ones).
-    """
-
-    def factory() -> asyncio.Protocol:
-        return StreamConnection(ref, connections)
-
-    return factory
