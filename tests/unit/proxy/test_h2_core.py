@@ -193,3 +193,33 @@ def test_stateless_encoder_round_trips_through_a_real_decoder() -> None:
         ]
         assert decoded == expected
     assert len(decoder.header_table.dynamic_entries) == 0  # nothing went into the peer's dynamic table
+
+
+def _frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream_id.to_bytes(4, "big") + payload
+
+
+_frames_strategy = st.lists(
+    st.builds(
+        _frame,
+        st.integers(min_value=0, max_value=10),  # DATA .. CONTINUATION, and an unknown type
+        st.integers(min_value=0, max_value=255),
+        st.sampled_from([0, 1, 2, 3, 5, 0x7FFFFFFF]),
+        st.binary(max_size=40),
+    ),
+    max_size=8,
+)
+
+
+@given(_frames_strategy, st.integers(min_value=1, max_value=64))
+def test_core_survives_arbitrary_frames(frames: list[bytes], chunk: int) -> None:
+    """Whatever frames a client sends, the core returns events or raises RemoteProtocolError, fed in any chunks."""
+    core, client = _connected()
+    client.send_headers(1, REQUEST)
+    data = client.data_to_send() + b"".join(frames)
+    try:
+        for i in range(0, len(data), chunk):
+            core.receive(data[i : i + chunk])
+            core.data_to_send()
+    except RemoteProtocolError:
+        assert core.closed
