@@ -78,6 +78,8 @@ class RelayConnection(asyncio.Protocol):
     :param on_done: Called once when the connection is closed (for the access log, metrics, bookkeeping).
     :param idle_timeout: Seconds without bytes in either direction before closing; ``None``: never.
     :param half_close_downstream: Whether EOF can be passed on to the downstream (``False`` for TLS).
+    :param decide_timeout: Seconds after accepting within which ``on_ready`` must pick an upstream (a TLS
+        passthrough client must have sent its ClientHello); ``None``: no limit.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class RelayConnection(asyncio.Protocol):
         on_done: Callable[[RelayConnection], None],
         idle_timeout: float | None = None,
         half_close_downstream: bool = True,
+        decide_timeout: float | None = None,
     ) -> None:
         half = frozenset(Side) if half_close_downstream else frozenset({Side.UPSTREAM})
         self.relay = Relay(idle_timeout=idle_timeout, half_close=half)
@@ -95,6 +98,8 @@ class RelayConnection(asyncio.Protocol):
         self._transports: dict[Side, asyncio.Transport] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._decide_timeout = decide_timeout
+        self._decide_timer: asyncio.TimerHandle | None = None
         self._connecting: asyncio.Task[None] | None = None
         self.started_at = 0.0
         self.ended_at = 0.0
@@ -116,6 +121,8 @@ class RelayConnection(asyncio.Protocol):
             self.client = (str(peer[0]), int(peer[1]))
         self._execute(self.relay.start())
         self._ready()
+        if self._on_ready is not None and self._decide_timeout is not None and not self.relay.closed:
+            self._decide_timer = self._loop.call_later(self._decide_timeout, self._undecided)
 
     def data_received(self, data: bytes) -> None:
         self.feed(DataReceived(Side.DOWNSTREAM, data))
@@ -146,6 +153,7 @@ class RelayConnection(asyncio.Protocol):
         if self._connecting is not None or self.relay.closed or self._loop is None:
             return
         self._on_ready = None
+        self._cancel_decide_timer()
         self.upstream = f"{host}:{port}"
         self._connecting = self._loop.create_task(self._connect(host, port, timeout))
 
@@ -197,6 +205,16 @@ class RelayConnection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.feed(Connected())
 
+    def _undecided(self) -> None:
+        self._decide_timer = None
+        if self._on_ready is not None:
+            self.stop(f"no upstream chosen within {self._decide_timeout} s")
+
+    def _cancel_decide_timer(self) -> None:
+        if self._decide_timer is not None:
+            self._decide_timer.cancel()
+            self._decide_timer = None
+
     def _fire(self) -> None:
         self._timer = None
         self.feed(TimerFired())
@@ -232,6 +250,7 @@ class RelayConnection(asyncio.Protocol):
                     self._close(reason, abort=abort)
 
     def _close(self, reason: str, *, abort: bool) -> None:
+        self._cancel_decide_timer()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

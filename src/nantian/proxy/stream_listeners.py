@@ -46,6 +46,7 @@ class StreamOptions:
     """How stream listeners serve.
 
     :param idle_timeout: Seconds without a byte either way before a TCP/TLS connection closes (``None``: never).
+    :param hello_timeout: Seconds a TLS passthrough client has to send its whole ClientHello.
     :param max_connections: Open TCP/TLS connections over all stream listeners; more are closed on accept.
     :param backlog: ``listen()`` backlog.
     :param access_log: One ``nantian.access`` INFO line per connection (UDP: per session).
@@ -53,6 +54,7 @@ class StreamOptions:
     """
 
     idle_timeout: float | None = 3600.0
+    hello_timeout: float = 10.0
     max_connections: int = 10000
     backlog: int = 1024
     access_log: bool = True
@@ -226,6 +228,7 @@ class StreamFrontEnd:
             on_done=functools.partial(self._done, connections, config),
             idle_timeout=self.options.idle_timeout,
             half_close_downstream=config.server_tls is None,
+            decide_timeout=self.options.hello_timeout,
         )
         connections.add(conn)
         self._open.add(conn)

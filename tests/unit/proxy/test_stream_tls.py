@@ -13,6 +13,8 @@ import uvloop
 from http1_harness import free_port, running
 
 from nantian import ir
+from nantian.proxy import runtime as runtime_module
+from nantian.proxy.stream_listeners import StreamFrontEnd, StreamOptions
 
 TIMEOUT = 5.0
 
@@ -247,3 +249,28 @@ def test_tls_listeners_on_uvloop(ca: trustme.CA) -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(test_passthrough_routes_by_sni_to_two_tls_backends(ca))
         runner.run(test_terminate_relays_plaintext_to_the_route_matching_sni(ca))
+
+
+async def test_passthrough_client_without_a_client_hello_is_closed(ca: trustme.CA) -> None:
+    fe = StreamFrontEnd(StreamOptions(hello_timeout=0.2, access_log=False))
+    previous = runtime_module.register_listener_frontend(ir.Protocol.TLS, fe)
+    try:
+        async with tls_backend(ca, "A", "a.example") as port_a:
+            port = free_port()
+            lst = tls_listener(port, ir.TlsMode.PASSTHROUGH, tls_route("a", "ca", "a.example"))
+            async with running(ir.Snapshot.build([lst], [cluster("ca", port_a)])):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    writer.write(b"\x16\x03\x01\x00")  # the start of a record header, then silence
+                    loop = asyncio.get_running_loop()
+                    started = loop.time()
+                    async with asyncio.timeout(TIMEOUT):
+                        with contextlib.suppress(ConnectionResetError):
+                            assert await reader.read() == b""
+                    assert 0.15 <= loop.time() - started < 2.0
+                finally:
+                    writer.close()
+                # a client that does send its hello in time is served
+                assert await greeting(port, client_context(ca), "a.example") == ("A", b"ping")
+    finally:
+        runtime_module.register_listener_frontend(ir.Protocol.TLS, previous)
