@@ -51,6 +51,7 @@ class ControllerOptions:
     admin_port: int = 19000
     transport: str = "grpc"  # --transport: a nantian_transport plugin name
     forget_after: float = 300.0  # --forget-nodes-after seconds: how long a gone data plane stays listed
+    retry_rejected: float = 30.0  # --retry-rejected seconds: offer a refused config again (doubling); 0: never
 
     @property
     def source_url(self) -> str:
@@ -125,6 +126,7 @@ class Controller:
                 tls=options.server_tls(),
                 registry=self.registry,
                 metrics_registry=self.metrics.registry,
+                retry_rejected=options.retry_rejected or None,
             ),
         )
         await self.server.start()
@@ -234,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-address", type=_host_port, default=("127.0.0.1", 19000))
     p.add_argument("--transport", default="grpc", help="transport plugin name")
     p.add_argument("--forget-nodes-after", type=float, default=300.0, help="seconds a gone data plane stays listed")
+    p.add_argument(
+        "--retry-rejected", type=float, default=30.0, help="seconds before a refused config is offered again (0: never)"
+    )
     return p
 
 
@@ -252,6 +257,7 @@ def options_from(args: argparse.Namespace) -> ControllerOptions:
         admin_port=args.admin_address[1],
         transport=args.transport,
         forget_after=args.forget_nodes_after,
+        retry_rejected=args.retry_rejected,
     )
 
 

@@ -7,14 +7,16 @@ The core decides what a data plane is sent and when; :mod:`nantian.xds.server` o
 - At most one message is unanswered. A newer configuration waits for the Ack or Nack of the one in flight,
   then goes out as one delta from what the node acked (intermediate versions are skipped).
 - An Ack with the in-flight nonce moves the node to that version; any other nonce is stale and ignored.
-- A Nack keeps the node on its last acked version, and that version is never sent again on this stream
-  (no resend loop); a newer configuration is. A Nack with ``resync`` (the delta did not fit what the node
-  holds) is answered with the full snapshot of the same version, once.
+- A Nack keeps the node on its last acked version, and that version is not sent again right away (no resend
+  loop); a newer configuration is. With ``retry_after``, a refused version that is still the newest is tried
+  again on a :class:`Tick` once ``retry_after`` seconds have passed, the wait doubling on each refusal up to
+  ``retry_max`` (a port that was taken may be free by then). A Nack with ``resync`` (the delta did not fit what
+  the node holds) is answered with the full snapshot of the same version, once.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict
 
 import attrs
 
@@ -34,6 +36,7 @@ __all__ = [
     "SendSnapshot",
     "ServerSession",
     "Stale",
+    "Tick",
 ]
 
 
@@ -61,6 +64,15 @@ class NackReceived:
     nonce: str
     detail: str
     resync: bool = False
+    now: float | None = None
+    """When (monotonic seconds); the retry of the refused version is timed from it (else from the last Tick)."""
+
+
+@attrs.frozen
+class Tick:
+    """Time passes: ``now`` in seconds on a monotonic clock. Refused versions may be retried."""
+
+    now: float
 
 
 @attrs.frozen
@@ -70,7 +82,7 @@ class ConfigChanged:
     snapshot: Snapshot
 
 
-Event = HelloReceived | AckReceived | NackReceived | ConfigChanged
+Event = HelloReceived | AckReceived | NackReceived | ConfigChanged | Tick
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -125,6 +137,12 @@ _REMEMBERED_REJECTIONS = 32
 
 
 @attrs.define
+class _Refusal:
+    count: int
+    retry_at: float
+
+
+@attrs.define
 class _InFlight:
     nonce: str
     snapshot: Snapshot
@@ -134,7 +152,9 @@ class _InFlight:
 class ServerSession:
     """Per-stream bookkeeping: who the node is, what it acked, what is in flight, what it refused."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, retry_after: float | None = None, retry_max: float = 600.0) -> None:
+        self.retry_after = retry_after
+        self.retry_max = retry_max
         self.node_id: str | None = None
         self.gateways: frozenset[str] = frozenset()
         self.build = ""
@@ -144,7 +164,8 @@ class ServerSession:
         """The snapshot the node should serve."""
         self.last_nack: Rejected | None = None
         self._in_flight: _InFlight | None = None
-        self._rejected: deque[str] = deque(maxlen=_REMEMBERED_REJECTIONS)
+        self._rejected: OrderedDict[str, _Refusal] = OrderedDict()
+        self._now: float | None = None
         self._nonces = 0
         self._closed = False
 
@@ -181,6 +202,9 @@ class ServerSession:
             case ConfigChanged(snapshot):
                 self.latest = snapshot
                 return self._next()
+            case Tick(now):
+                self._now = now
+                return self._next(retrying=True)
             case AckReceived(_, nonce):
                 if self.node_id is None:
                     return self._close("Ack before Hello")
@@ -189,8 +213,9 @@ class ServerSession:
                     return [Stale(nonce)]
                 self._in_flight = None
                 self.acked = flight.snapshot
+                self._rejected.pop(flight.snapshot.version, None)
                 return [Accepted(flight.snapshot.version), *self._next()]
-            case NackReceived(_, nonce, detail, resync):
+            case NackReceived(_, nonce, detail, resync, now):
                 if self.node_id is None:
                     return self._close("Nack before Hello")
                 flight = self._in_flight
@@ -200,20 +225,31 @@ class ServerSession:
                 if resync and not flight.full:
                     self.acked = None  # what it holds is not what we thought: start over from a full snapshot
                     return self._next()
-                self._rejected.append(flight.snapshot.version)
+                self._refused(flight.snapshot.version, now if now is not None else self._now)
                 rejected = Rejected(flight.snapshot.version, detail, self.acked_version)
                 self.last_nack = rejected
                 return [rejected, *self._next()]
         return []  # pragma: no cover - the match is exhaustive
 
-    def _next(self) -> list[Command]:
+    def _refused(self, version: str, now: float | None) -> None:
+        previous = self._rejected.pop(version, None)
+        count = 1 if previous is None else previous.count + 1
+        wait = min(self.retry_max, (self.retry_after or 0.0) * 2 ** (count - 1))
+        self._rejected[version] = _Refusal(count, (now or 0.0) + wait)
+        while len(self._rejected) > _REMEMBERED_REJECTIONS:
+            self._rejected.popitem(last=False)
+
+    def _next(self, *, retrying: bool = False) -> list[Command]:
         if self.node_id is None or self._in_flight is not None or self.latest is None:
             return []
         target = self.latest
         if self.acked is not None and self.acked.version == target.version:
             return []
-        if target.version in self._rejected:
-            return []
+        refusal = self._rejected.get(target.version)
+        if refusal is not None:
+            now = self._now
+            if not retrying or self.retry_after is None or now is None or now < refusal.retry_at:
+                return []
         self._nonces += 1
         nonce = str(self._nonces)
         if self.acked is None:

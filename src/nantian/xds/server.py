@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,6 +34,7 @@ from nantian.xds._session import (
     SendSnapshot,
     ServerSession,
     Stale,
+    Tick,
 )
 from nantian.xds.registry import NodeRecord, NodeRegistry
 from nantian.xds.store import SnapshotStore
@@ -87,6 +89,8 @@ class XdsServer:
     :param tls: Server certificate, and client CA for mTLS; plaintext when ``None``.
     :param registry: Where node state goes (a new one when ``None``); the admin API reads it.
     :param metrics_registry: Prometheus registry for the server's metrics (a private one when ``None``).
+    :param retry_rejected: Seconds before a refused version (still the newest) is offered again, doubling on
+        each refusal up to ten minutes; ``None``: never on the same stream.
     """
 
     def __init__(
@@ -97,9 +101,11 @@ class XdsServer:
         tls: ServerTls | None = None,
         registry: NodeRegistry | None = None,
         metrics_registry: prometheus_client.CollectorRegistry | None = None,
+        retry_rejected: float | None = 30.0,
     ) -> None:
         self.store = store
         self.tls = tls
+        self.retry_rejected = retry_rejected
         self._listen = address
         self.registry = registry if registry is not None else NodeRegistry()
         self._metrics = _Metrics(metrics_registry or prometheus_client.CollectorRegistry(auto_describe=True))
@@ -160,7 +166,7 @@ class XdsServer:
     async def stream(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
         """Serve one StreamConfiguration call until the peer goes away."""
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        session = ServerSession()
+        session = ServerSession(retry_after=self.retry_rejected)
         peer = context.peer() or ""
         reader = asyncio.create_task(self._read(requests, queue), name=f"xds-read {peer}")
         watcher: asyncio.Task[None] | None = None
@@ -231,21 +237,26 @@ class XdsServer:
             queue.put_nowait(_End())
 
     async def _watch(self, gateways: frozenset[str], generation: int, queue: asyncio.Queue[Any]) -> None:
+        tick = None if self.retry_rejected is None else max(0.05, min(5.0, self.retry_rejected / 2))
         while True:
-            generation = await self.store.wait(generation)
+            try:
+                generation = await asyncio.wait_for(self.store.wait(generation), tick)
+            except TimeoutError:
+                queue.put_nowait(Tick(time.monotonic()))
+                continue
             view = self.store.view(gateways)
             if view is not None:
                 queue.put_nowait(ConfigChanged(view))
 
     def _event(self, item: Any, session: ServerSession, record: NodeRecord) -> Event | None:
-        if isinstance(item, ConfigChanged):
+        if isinstance(item, ConfigChanged | Tick):
             return item
         kind = item.WhichOneof("message")
         if kind == "ack":
             return AckReceived(item.ack.version, item.ack.nonce)
         if kind == "nack":
             n = item.nack
-            return NackReceived(n.version, n.nonce, n.error_detail, n.resync)
+            return NackReceived(n.version, n.nonce, n.error_detail, n.resync, time.monotonic())
         if kind == "status":
             status = decode_status(item.status)
             self.registry.reported(record, status)

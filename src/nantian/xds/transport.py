@@ -60,6 +60,8 @@ class ServerOptions:
     tls: ServerTls | None = None
     registry: NodeRegistry = attrs.field(factory=NodeRegistry, eq=False)
     metrics_registry: prometheus_client.CollectorRegistry | None = attrs.field(default=None, eq=False)
+    retry_rejected: float | None = 30.0
+    """Seconds before a version a data plane refused is offered to it again (doubling); ``None``: never."""
 
 
 @attrs.frozen(kw_only=True)
@@ -137,6 +139,7 @@ class GrpcTransport:
             tls=options.tls,
             registry=options.registry,
             metrics_registry=options.metrics_registry,
+            retry_rejected=options.retry_rejected,
         )
 
     def client(self, consumer: ConfigConsumer, options: ClientOptions) -> TransportClient:

@@ -344,3 +344,27 @@ async def test_status_reports_listeners_that_failed_to_bind() -> None:
             assert [(x.name, x.error) for x in failed] == [("ns/b/81/HTTP", "address already in use")]
     finally:
         await server.stop()
+
+
+async def test_refused_version_is_offered_again_and_converges_once_it_applies() -> None:
+    store = SnapshotStore()
+    server = XdsServer(store, retry_rejected=0.2)
+    await server.start()
+    good, later = sample_snapshot(1, tag="r1"), sample_snapshot(2, tag="r1")
+    blocked = {later.version}
+    consumer = RecordingConsumer(lambda s: "port in use" if s.version in blocked else None)
+    client = XdsClient(server.address, consumer, node_id="n", backoff=FAST)
+    store.publish(good)
+    try:
+        async with running(client):
+            await until(client, lambda: client.version == good.version)
+            store.publish(later)
+            await until(client, lambda: client.rejected >= 1)
+            blocked.clear()  # the port is free now
+            await until(client, lambda: client.version == later.version)
+            record = server.registry.get("n")
+            assert record is not None
+            await eventually(lambda: record.version_acked == later.version)
+            assert record.nacks >= 1
+    finally:
+        await server.stop()

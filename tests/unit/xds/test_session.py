@@ -16,6 +16,7 @@ from nantian.xds._session import (
     SendSnapshot,
     ServerSession,
     Stale,
+    Tick,
 )
 
 V1 = sample_snapshot(1, tag="v1")
@@ -131,3 +132,32 @@ def test_nonces_are_unique_per_stream() -> None:
         nonces.append(cmd.nonce)
         s.handle(AckReceived(snap.version, cmd.nonce))
     assert len(set(nonces)) == 3
+
+
+def test_refused_version_is_retried_later_with_growing_waits() -> None:
+    s = ServerSession(retry_after=30.0, retry_max=100.0)
+    s.handle(hello())
+    s.handle(ConfigChanged(V1))
+    s.handle(AckReceived(V1.version, "1"))
+    assert s.handle(ConfigChanged(V2)) == [SendDelta(V1, V2, "2")]
+    assert s.handle(NackReceived(V2.version, "2", "port in use", now=100.0)) == [
+        Rejected(V2.version, "port in use", V1.version)
+    ]
+    assert s.handle(Tick(129.0)) == []
+    assert s.handle(Tick(130.5)) == [SendDelta(V1, V2, "3")]
+    s.handle(NackReceived(V2.version, "3", "port in use", now=131.0))
+    assert s.handle(Tick(190.0)) == []  # the wait doubled: 60 s
+    assert s.handle(Tick(191.5)) == [SendDelta(V1, V2, "4")]
+    s.handle(NackReceived(V2.version, "4", "port in use", now=192.0))
+    assert s.handle(Tick(291.0)) == []  # 120 s, capped at 100 s
+    assert s.handle(Tick(292.5)) == [SendDelta(V1, V2, "5")]
+    assert s.handle(AckReceived(V2.version, "5")) == [Accepted(V2.version)]
+
+
+def test_without_retry_a_refused_version_waits_for_a_newer_one() -> None:
+    s = ServerSession()
+    s.handle(hello())
+    s.handle(ConfigChanged(V1))
+    s.handle(NackReceived(V1.version, "1", "bad", now=0.0))
+    assert s.handle(Tick(1e9)) == []
+    assert s.handle(ConfigChanged(V2)) == [SendSnapshot(V2, "2")]
