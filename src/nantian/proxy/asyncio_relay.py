@@ -193,7 +193,7 @@ class RelayConnection(asyncio.Protocol):
         try:
             async with asyncio.timeout(connect_timeout):
                 transport, _ = await loop.create_connection(lambda: _Upstream(self), host, port)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a host name IDNA cannot encode
             self.feed(ConnectFailed(str(exc) or type(exc).__name__))
             return
         if self.relay.closed:
