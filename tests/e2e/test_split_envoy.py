@@ -170,9 +170,7 @@ async def test_envoy_is_a_data_plane(tmp_path: Path) -> None:
 VALIDATED_CASES = (
     "httproute-matching",
     "httproute-query-param-matching",
-    "httproute-method-matching",
     "httproute-redirect-port-and-scheme",
-    "httproute-redirect-path",
     "httproute-rewrite-path",
     "httproute-request-header-modifier-backend-weights",
     "httproute-request-multiple-mirrors",

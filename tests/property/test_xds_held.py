@@ -54,7 +54,7 @@ def test_full_snapshot_decodes_with_the_builders_version(snapshot: ir.Snapshot) 
     assert held.version == snapshot.version
 
 
-@settings(max_examples=40)  # each example builds several whole snapshots: keep CI fast
+@settings(max_examples=30)  # each example builds several whole snapshots: keep CI fast
 @given(related_snapshots())
 def test_encoded_delta_applies_to_the_target(pair: tuple[ir.Snapshot, ir.Snapshot]) -> None:
     a, b = pair
