@@ -8,7 +8,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from nantian import ir
-from nantian.xds.envoy.resources import CLUSTER_TYPE, INVALID_BACKEND, LISTENER_TYPE, cluster, resources, route
+from nantian.xds.envoy.resources import CLUSTER_TYPE, INVALID_BACKEND, LISTENER_TYPE, cluster, resources
+from nantian.xds.envoy.routes import route
 
 
 def _route(**kwargs: object) -> ir.HttpRoute:

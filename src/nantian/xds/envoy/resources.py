@@ -15,39 +15,33 @@ filters, client-certificate validation modes other than "allow valid only", gRPC
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2
+from envoy.config.core.v3 import address_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
-from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
-from envoy.type.matcher.v3 import regex_pb2, string_pb2
-from envoy.type.v3 import percent_pb2
-from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+from envoy.type.matcher.v3 import string_pb2
+from google.protobuf import any_pb2, wrappers_pb2
 
 from nantian.ir import (
     AppProtocol,
     Cluster,
-    HeaderModifier,
-    HttpRoute,
     Listener,
     LoadBalancer,
-    PathMatchType,
-    PathModifierType,
     Protocol,
     Secret,
     Snapshot,
     StreamRoute,
-    StringMatchType,
     TlsMode,
     VirtualHost,
 )
+from nantian.xds.envoy._pack import pack, seconds
+from nantian.xds.envoy.routes import INVALID_BACKEND, route_configuration
 
 __all__ = ["CLUSTER_TYPE", "INVALID_BACKEND", "LISTENER_TYPE", "UNSUPPORTED", "clusters", "listeners", "resources"]
 
@@ -55,8 +49,6 @@ log = logging.getLogger(__name__)
 
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-INVALID_BACKEND = "nantian/invalid-backend"
-"""A cluster name that never exists: traffic for an invalid backendRef answers 500 (Gateway API)."""
 
 UNSUPPORTED = (
     "UDP listeners",
@@ -66,18 +58,6 @@ UNSUPPORTED = (
     "gRPC-shaped local answers",
     "421 for misdirected requests",
 )
-
-
-def _any(message: object) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
-
-
-def _seconds(value: float) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromNanoseconds(int(value * 1e9))
-    return d
 
 
 def _secret_text(secrets: dict[str, Secret], name: str, field: str) -> str | None:
@@ -99,7 +79,7 @@ def cluster(c: Cluster, secrets: dict[str, Secret]) -> cluster_pb2.Cluster:
         name=c.name,
         type=cluster_pb2.Cluster.STATIC,
         lb_policy=_LB[c.load_balancer],
-        connect_timeout=_seconds(c.connect_timeout),
+        connect_timeout=seconds(c.connect_timeout),
     )
     endpoints = [
         endpoint_components_pb2.LbEndpoint(
@@ -122,7 +102,7 @@ def cluster(c: Cluster, secrets: dict[str, Secret]) -> cluster_pb2.Cluster:
         options = http_protocol_options_pb2.HttpProtocolOptions()
         options.explicit_http_config.http2_protocol_options.SetInParent()
         out.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].CopyFrom(
-            _any(options)
+            pack(options)
         )
     if c.tls is not None:
         tls = tls_pb2.UpstreamTlsContext(sni=c.tls.sni)
@@ -145,7 +125,7 @@ def cluster(c: Cluster, secrets: dict[str, Secret]) -> cluster_pb2.Cluster:
                 cert.certificate_chain.inline_string = chain
                 cert.private_key.inline_string = key
         out.transport_socket.name = "envoy.transport_sockets.tls"
-        out.transport_socket.typed_config.CopyFrom(_any(tls))
+        out.transport_socket.typed_config.CopyFrom(pack(tls))
     return out
 
 
@@ -154,182 +134,13 @@ def clusters(snapshot: Snapshot) -> list[cluster_pb2.Cluster]:
     return [cluster(c, secrets) for c in snapshot.clusters]
 
 
-# --- routes -----------------------------------------------------------------------------------------
-def _string_match(kind: StringMatchType, value: str) -> string_pb2.StringMatcher:
-    if kind is StringMatchType.REGEX:
-        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=value))
-    return string_pb2.StringMatcher(exact=value)
-
-
-def _match(route: HttpRoute) -> route_components_pb2.RouteMatch:
-    m = route.match
-    out = route_components_pb2.RouteMatch()
-    if m.path.type is PathMatchType.EXACT:
-        out.path = m.path.value
-    elif m.path.type is PathMatchType.REGEX:
-        out.safe_regex.regex = m.path.value
-    elif m.path.value.rstrip("/") == "":
-        out.prefix = "/"
-    else:
-        out.path_separated_prefix = m.path.value.rstrip("/")
-    for h in m.headers:
-        out.headers.add(name=h.name, string_match=_string_match(h.type, h.value))
-    for q in m.query:
-        out.query_parameters.add(name=q.name, string_match=_string_match(q.type, q.value))
-    if m.method is not None:
-        out.headers.add(name=":method", string_match=string_pb2.StringMatcher(exact=m.method))
-    return out
-
-
-def _request_headers(target: object, modifier: HeaderModifier | None) -> None:
-    if modifier is None:
-        return
-    for h in modifier.set:
-        target.request_headers_to_add.add(  # type: ignore[attr-defined]
-            header=base_pb2.HeaderValue(key=h.name, value=h.value),
-            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-        )
-    for h in modifier.add:
-        target.request_headers_to_add.add(  # type: ignore[attr-defined]
-            header=base_pb2.HeaderValue(key=h.name, value=h.value),
-            append_action=base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD,
-        )
-    target.request_headers_to_remove.extend(modifier.remove)  # type: ignore[attr-defined]
-
-
-def _response_headers(target: object, modifier: HeaderModifier | None) -> None:
-    if modifier is None:
-        return
-    for h in modifier.set:
-        target.response_headers_to_add.add(  # type: ignore[attr-defined]
-            header=base_pb2.HeaderValue(key=h.name, value=h.value),
-            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-        )
-    for h in modifier.add:
-        target.response_headers_to_add.add(  # type: ignore[attr-defined]
-            header=base_pb2.HeaderValue(key=h.name, value=h.value),
-            append_action=base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD,
-        )
-    target.response_headers_to_remove.extend(modifier.remove)  # type: ignore[attr-defined]
-
-
-_REDIRECT_CODES = {
-    301: route_components_pb2.RedirectAction.MOVED_PERMANENTLY,
-    302: route_components_pb2.RedirectAction.FOUND,
-    303: route_components_pb2.RedirectAction.SEE_OTHER,
-    307: route_components_pb2.RedirectAction.TEMPORARY_REDIRECT,
-    308: route_components_pb2.RedirectAction.PERMANENT_REDIRECT,
-}
-
-
-def route(r: HttpRoute) -> route_components_pb2.Route:
-    """One Envoy route for one IR route (match and action)."""
-    out = route_components_pb2.Route(name=r.name, match=_match(r))
-    _request_headers(out, r.request_headers)
-    _response_headers(out, r.response_headers)
-    if r.cors is not None or r.plugin_filters:
-        log.warning("envoy.unsupported route=%s what=%s", r.name, "cors" if r.cors else "plugin filters")
-    if r.redirect is not None:
-        rd = r.redirect
-        action = out.redirect
-        action.response_code = _REDIRECT_CODES[rd.status_code]
-        if rd.scheme:
-            action.scheme_redirect = rd.scheme
-        if rd.hostname:
-            action.host_redirect = rd.hostname
-        if rd.port is not None:
-            action.port_redirect = rd.port
-        if rd.path is not None:
-            if rd.path.type is PathModifierType.FULL:
-                action.path_redirect = rd.path.value
-            else:
-                action.prefix_rewrite = rd.path.value
-        return out
-    if r.direct_status is not None or not r.backends:
-        out.direct_response.status = r.direct_status or 500
-        return out
-    action = out.route
-    action.cluster_not_found_response_code = route_components_pb2.RouteAction.INTERNAL_SERVER_ERROR
-    live = [b for b in r.backends if b.weight > 0]
-    if not live:
-        out.ClearField("route")
-        out.direct_response.status = 500
-        return out
-    plain = len(live) == 1 and live[0].request_headers is None and live[0].response_headers is None
-    if plain:
-        action.cluster = live[0].cluster or INVALID_BACKEND
-    else:
-        for b in live:
-            wc = action.weighted_clusters.clusters.add(name=b.cluster or INVALID_BACKEND)
-            wc.weight.value = b.weight
-            _request_headers(wc, b.request_headers)
-            _response_headers(wc, b.response_headers)
-    if r.rewrite is not None:
-        if r.rewrite.hostname:
-            action.host_rewrite_literal = r.rewrite.hostname
-        if r.rewrite.path is not None:
-            if r.rewrite.path.type is PathModifierType.FULL:
-                action.regex_rewrite.pattern.regex = ".*"
-                action.regex_rewrite.substitution = r.rewrite.path.value
-            else:
-                action.prefix_rewrite = r.rewrite.path.value
-    for m in r.mirrors:
-        policy = action.request_mirror_policies.add(cluster=m.cluster)
-        policy.runtime_fraction.default_value.CopyFrom(
-            percent_pb2.FractionalPercent(
-                numerator=int(m.percent * 10_000), denominator=percent_pb2.FractionalPercent.MILLION
-            )
-        )
-    if r.timeouts is not None:
-        if r.timeouts.request is not None:
-            action.timeout.CopyFrom(_seconds(r.timeouts.request))
-        if r.timeouts.backend_request is not None:
-            action.retry_policy.per_try_timeout.CopyFrom(_seconds(r.timeouts.backend_request))
-    if r.retry is not None and r.retry.attempts > 0:
-        policy = action.retry_policy
-        policy.num_retries.value = r.retry.attempts
-        policy.retry_on = "connect-failure,refused-stream,reset" if r.retry.connection_errors else ""
-        if r.retry.codes:
-            policy.retriable_status_codes.extend(r.retry.codes)
-            policy.retry_on = ",".join(filter(None, [policy.retry_on, "retriable-status-codes"]))
-        if r.retry.backoff is not None:
-            policy.retry_back_off.base_interval.CopyFrom(_seconds(r.retry.backoff))
-    return out
-
-
-def _domain(hostname: str, port: int) -> list[str]:
-    return ["*"] if hostname == "*" else [hostname, f"{hostname}:{port}"]
-
-
-def route_configuration(name: str, vhosts: Iterable[VirtualHost], port: int) -> route_pb2.RouteConfiguration:
-    """IR virtual hosts -> one Envoy virtual host per hostname, routes in IR precedence order.
-
-    Virtual hosts of several sections with the same hostname are merged, most specific section first.
-    """
-    merged: dict[str, list[HttpRoute]] = {}
-
-    def section_rank(vh: VirtualHost) -> tuple[int, int]:
-        h = vh.section_hostname
-        if h is None:
-            return (2, 0)
-        return (1, -len(h)) if h.startswith("*.") else (0, -len(h))
-
-    for vh in sorted(vhosts, key=section_rank):
-        merged.setdefault(vh.hostname, []).extend(vh.routes)
-    out = route_pb2.RouteConfiguration(name=name)
-    for i, (hostname, routes) in enumerate(merged.items()):
-        vh_out = out.virtual_hosts.add(name=f"{name}/{i}/{hostname}", domains=_domain(hostname, port))
-        vh_out.routes.extend(route(r) for r in routes)
-    return out
-
-
 # --- listeners --------------------------------------------------------------------------------------
 def _hcm(lst: Listener, port: int) -> listener_components_pb2.Filter:
     manager = hcm_pb2.HttpConnectionManager(stat_prefix=lst.name.replace("/", "_"))
     manager.route_config.CopyFrom(route_configuration(lst.name, lst.virtual_hosts, port))
-    manager.http_filters.add(name="envoy.filters.http.router", typed_config=_any(router_pb2.Router()))
+    manager.http_filters.add(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))
     return listener_components_pb2.Filter(
-        name="envoy.filters.network.http_connection_manager", typed_config=_any(manager)
+        name="envoy.filters.network.http_connection_manager", typed_config=pack(manager)
     )
 
 
@@ -346,7 +157,7 @@ def listener(lst: Listener, secrets: dict[str, Secret], port_offset: int = 0) ->
     if lst.protocol is Protocol.HTTPS and lst.certificates:
         out.listener_filters.add(
             name="envoy.filters.listener.tls_inspector",
-            typed_config=_any(_tls_inspector()),
+            typed_config=pack(_tls_inspector()),
         )
         by_host: dict[str | None, list[VirtualHost]] = {}
         for vh in lst.virtual_hosts:
@@ -370,7 +181,7 @@ def listener(lst: Listener, secrets: dict[str, Secret], port_offset: int = 0) ->
             if cert.hostname is not None:
                 chain_out.filter_chain_match.server_names.append(cert.hostname)
             chain_out.transport_socket.name = "envoy.transport_sockets.tls"
-            chain_out.transport_socket.typed_config.CopyFrom(_any(tls))
+            chain_out.transport_socket.typed_config.CopyFrom(pack(tls))
         return out if out.filter_chains else None
     if lst.protocol is Protocol.TCP:
         first = next((r for r in lst.stream_routes if any(b.weight > 0 for b in r.backends)), None)
@@ -378,7 +189,7 @@ def listener(lst: Listener, secrets: dict[str, Secret], port_offset: int = 0) ->
             out.filter_chains.add(filters=[_tcp_proxy(lst, first)])
         return out if out.filter_chains else None
     if lst.protocol is Protocol.TLS:
-        out.listener_filters.add(name="envoy.filters.listener.tls_inspector", typed_config=_any(_tls_inspector()))
+        out.listener_filters.add(name="envoy.filters.listener.tls_inspector", typed_config=pack(_tls_inspector()))
         terminate = lst.tls_mode is TlsMode.TERMINATE
         for sr in lst.stream_routes:
             if not any(b.weight > 0 for b in sr.backends):
@@ -392,7 +203,7 @@ def listener(lst: Listener, secrets: dict[str, Secret], port_offset: int = 0) ->
                     del out.filter_chains[-1]
                     continue
                 chain.transport_socket.name = "envoy.transport_sockets.tls"
-                chain.transport_socket.typed_config.CopyFrom(_any(tls))
+                chain.transport_socket.typed_config.CopyFrom(pack(tls))
         return out if out.filter_chains else None
     log.warning("envoy.unsupported listener=%s protocol=%s", lst.name, lst.protocol.value)
     return None
@@ -406,7 +217,7 @@ def _tcp_proxy(lst: Listener, route: StreamRoute) -> listener_components_pb2.Fil
     else:
         for b in live:
             proxy.weighted_clusters.clusters.add(name=b.cluster or INVALID_BACKEND, weight=b.weight)
-    return listener_components_pb2.Filter(name="envoy.filters.network.tcp_proxy", typed_config=_any(proxy))
+    return listener_components_pb2.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(proxy))
 
 
 def _downstream_tls(lst: Listener, secrets: dict[str, Secret]) -> tls_pb2.DownstreamTlsContext | None:
@@ -437,6 +248,6 @@ def listeners(snapshot: Snapshot, port_offset: int = 0) -> list[listener_pb2.Lis
 def resources(snapshot: Snapshot, port_offset: int = 0) -> dict[str, list[any_pb2.Any]]:
     """Every Envoy resource of ``snapshot`` by type URL, packed, in name order."""
     return {
-        CLUSTER_TYPE: [_any(c) for c in clusters(snapshot)],
-        LISTENER_TYPE: [_any(x) for x in listeners(snapshot, port_offset)],
+        CLUSTER_TYPE: [pack(c) for c in clusters(snapshot)],
+        LISTENER_TYPE: [pack(x) for x in listeners(snapshot, port_offset)],
     }
