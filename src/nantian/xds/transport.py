@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -30,9 +31,10 @@ from nantian.xds._session import (
     SendDelta,
     SendSnapshot,
     ServerSession,
+    Tick,
 )
 from nantian.xds.consumer import ConfigConsumer, status_of
-from nantian.xds.registry import NodeRegistry
+from nantian.xds.registry import NodeRecord, NodeRegistry
 from nantian.xds.store import SnapshotStore
 from nantian.xds.tls import ClientTls, ServerTls
 
@@ -177,9 +179,10 @@ class EnvoyTransport:
 class InProcessServer:
     """The in-process end of a store: nothing to bind."""
 
-    def __init__(self, store: SnapshotStore, registry: NodeRegistry) -> None:
+    def __init__(self, store: SnapshotStore, registry: NodeRegistry, retry_rejected: float | None = None) -> None:
         self.store = store
         self.registry = registry
+        self.retry_rejected = retry_rejected
 
     @property
     def address(self) -> str:
@@ -195,8 +198,9 @@ class InProcessServer:
 class InProcessClient:
     """Applies the store's snapshots to the consumer directly, with the same ack/nack rules as a stream.
 
-    A refused snapshot is recorded as a Nack in the registry and not retried; the consumer keeps the last
-    good one; a newer snapshot is applied as usual.
+    A refused snapshot is recorded as a Nack in the registry; the consumer keeps the last good one; a newer
+    snapshot is applied as usual, and a refused one that is still the newest is retried after the server's
+    ``retry_rejected`` seconds (doubling).
     """
 
     def __init__(self, server: InProcessServer, consumer: ConfigConsumer, options: ClientOptions) -> None:
@@ -223,41 +227,40 @@ class InProcessClient:
 
     async def run(self) -> None:
         store, registry = self._server.store, self._server.registry
+        retry = self._server.retry_rejected
+        tick = None if retry is None else max(0.05, min(5.0, retry / 2))
         gateways = frozenset(self.options.gateways)
-        session = ServerSession()
+        session = ServerSession(retry_after=retry)
         record = registry.connect(
             self.options.node_id, gateways=tuple(sorted(gateways)), peer="inprocess", transport="inprocess"
         )
+        closed = asyncio.create_task(self._closed.wait())
         try:
             held = self.snapshot
             commands = session.handle(HelloReceived(self.options.node_id, gateways, held.version if held else "", held))
             generation = store.generation
-            closed = asyncio.create_task(self._closed.wait())
-            try:
-                while not self._closed.is_set():
-                    view = store.view(gateways)
-                    if view is not None:
-                        commands += session.handle(ConfigChanged(view))
-                    while commands:
-                        command, *commands = commands
-                        commands += await self._execute(command, session, registry, record)
-                    waiter = asyncio.create_task(store.wait(generation))
-                    await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
-                    if not waiter.done():
-                        waiter.cancel()
-                        break
+            while not self._closed.is_set():
+                view = store.view(gateways)
+                if view is not None:
+                    commands += session.handle(ConfigChanged(view))
+                while commands:
+                    command, *commands = commands
+                    commands += await self._execute(command, session, registry, record)
+                waiter = asyncio.create_task(store.wait(generation))
+                done, _ = await asyncio.wait({waiter, closed}, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
+                if waiter in done:
                     generation = waiter.result()
-            finally:
-                closed.cancel()
+                    continue
+                waiter.cancel()
+                if closed not in done:
+                    commands += session.handle(Tick(time.monotonic()))
         finally:
+            closed.cancel()
             registry.disconnect(record)
 
     async def _execute(
-        self, command: Command, session: ServerSession, registry: NodeRegistry, record: object
+        self, command: Command, session: ServerSession, registry: NodeRegistry, record: NodeRecord
     ) -> list[Command]:
-        from nantian.xds.registry import NodeRecord
-
-        assert isinstance(record, NodeRecord)
         match command:
             case SendSnapshot(snapshot, nonce) | SendDelta(_, snapshot, nonce):
                 registry.sent(record, snapshot.version, 0)
@@ -270,7 +273,9 @@ class InProcessClient:
                     log.warning(
                         "inprocess.rejected version=%s serving=%s detail=%s", snapshot.version, self.version, detail
                     )
-                    event: AckReceived | NackReceived = NackReceived(snapshot.version, nonce, detail)
+                    event: AckReceived | NackReceived = NackReceived(
+                        snapshot.version, nonce, detail, now=time.monotonic()
+                    )
                 else:
                     self.snapshot = snapshot
                     self.applied += 1
@@ -296,7 +301,7 @@ class InProcessTransport:
         self._server: InProcessServer | None = None
 
     def server(self, store: SnapshotStore, options: ServerOptions) -> TransportServer:
-        self._server = InProcessServer(store, options.registry)
+        self._server = InProcessServer(store, options.registry, options.retry_rejected)
         return self._server
 
     def client(self, consumer: ConfigConsumer, options: ClientOptions) -> TransportClient:

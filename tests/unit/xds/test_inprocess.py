@@ -58,3 +58,27 @@ async def test_close_ends_run_promptly() -> None:
         async with asyncio.timeout(2):
             await task
     assert task.done()
+
+
+async def test_refused_snapshot_is_retried_and_converges() -> None:
+    store = SnapshotStore()
+    transport = InProcessTransport()
+    server = transport.server(store, ServerOptions(retry_rejected=0.1))
+    await server.start()
+    target = sample_snapshot(1, tag="retry")
+    blocked = {target.version}
+    consumer = RecordingConsumer(lambda s: "busy" if s.version in blocked else None)
+    client = transport.client(consumer, ClientOptions(node_id="n"))
+    store.publish(target)
+    task = asyncio.create_task(client.run())
+    try:
+        async with asyncio.timeout(5):
+            await client.wait_for(lambda: client.last_error is not None)
+        blocked.clear()
+        async with asyncio.timeout(5):
+            await client.wait_for(lambda: client.version == target.version)
+        assert len(consumer.refused) >= 1 and consumer.snapshot == target
+    finally:
+        await client.close()
+        async with asyncio.timeout(5):
+            await task
