@@ -1,4 +1,4 @@
-"""A real Envoy as the data plane: ``nantian controller --transport envoy`` serves it over ADS.
+"""A real Envoy as the data plane: ``nantian controller --transport envoy`` serves it over ADS (mTLS).
 
 Envoy gets the translated listeners and clusters, routes traffic to the echo backend, picks up a manifest
 change, and shows up (acked) in the controller's node registry; a listener it cannot bind is a Nack there.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from nantian import ir
 from nantian.controlplane.controller import Controller, ControllerOptions
@@ -109,14 +110,44 @@ async def test_envoy_is_a_data_plane(tmp_path: Path) -> None:
     async with EchoServer([ServeSpec(context=PodContext(pod="echo-1"), http=("127.0.0.1", 0))]) as echo:
         echo_port = echo.bound[0].port
         _write(config, echo_port, "one")
+        ca = trustme.CA()
+        pem = {
+            "ca": ca.cert_pem,
+            "cert": (server := ca.issue_cert("127.0.0.1")).cert_chain_pems[0],
+            "key": server.private_key_pem,
+            "client_cert": (client := ca.issue_cert("envoy-1")).cert_chain_pems[0],
+            "client_key": client.private_key_pem,
+        }
+        files = {name: tmp_path / f"{name}.pem" for name in pem}
+        for name, blob in pem.items():
+            blob.write_to_path(str(files[name]))
         controller = Controller(
-            ControllerOptions(config_dir=config, xds_address="127.0.0.1:0", admin_port=0, transport="envoy"),
+            ControllerOptions(
+                config_dir=config,
+                xds_address="127.0.0.1:0",
+                admin_port=0,
+                transport="envoy",
+                xds_tls_cert=files["cert"],
+                xds_tls_key=files["key"],
+                xds_tls_ca=files["ca"],
+            ),
             plugin_manager=make_plugin_manager(entry_points=False),
         )
         await controller.start()
         offset = _free_port() - PORT
         boot = tmp_path / "envoy.json"
-        boot.write_text(json.dumps(bootstrap("envoy-1", controller.xds_address, port_offset=offset)))
+        boot.write_text(
+            json.dumps(
+                bootstrap(
+                    "envoy-1",
+                    controller.xds_address,
+                    port_offset=offset,
+                    tls_ca=str(files["ca"]),
+                    tls_cert=str(files["client_cert"]),
+                    tls_key=str(files["client_key"]),
+                )
+            )
+        )
         log = (tmp_path / "envoy.log").open("w")
         envoy = await asyncio.create_subprocess_exec(
             ENVOY, "-c", str(boot), "--use-dynamic-base-id", "--log-level", "warn", stdout=log, stderr=log
