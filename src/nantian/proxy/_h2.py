@@ -259,6 +259,8 @@ class _Outbound:
     size: int = 0
     end: bool = False
     trailers: list[tuple[bytes, bytes]] | None = None
+    dirty: bool = False
+    """Queued since the last :meth:`H2Core.data_to_send`."""
     reset_after: bool = False
     """Send RST_STREAM(NO_ERROR) once the end went out (we answered before the peer finished sending)."""
 
@@ -326,7 +328,15 @@ class H2Core:
             self._conn.increment_flow_control_window(extra)
 
     def data_to_send(self) -> bytes:
-        """Bytes to write to the peer now (possibly empty)."""
+        """Bytes to write to the peer now (possibly empty): queued frames, then the body data the windows allow.
+
+        Body data and stream ends are turned into frames here, not when queued, so a response queued whole in one
+        turn (data, then end) leaves as one DATA frame carrying END_STREAM.
+        """
+        for stream_id in [sid for sid, out in self._outbound.items() if out.dirty]:
+            out = self._outbound[stream_id]
+            out.dirty = False
+            self._flush(stream_id, out)
         data = self._conn.data_to_send()
         if self._goaway:
             data, self._goaway = data + self._goaway, b""
@@ -429,15 +439,16 @@ class H2Core:
             self._outbound[stream_id] = _Outbound()
 
     def send_data(self, stream_id: int, data: bytes) -> int:
-        """Queue body bytes; sends what the windows allow now. Returns the bytes still buffered for the stream."""
+        """Queue body bytes (framed by :meth:`data_to_send` as the windows allow). Returns the bytes buffered for
+        the stream."""
         out = self._outbound.get(stream_id)
         if out is None or out.end:
             return 0  # reset or already ended: drop
         if data:
             out.chunks.append(data)
             out.size += len(data)
-        self._flush(stream_id, out)
-        return out.size if stream_id in self._outbound else 0
+            out.dirty = True
+        return out.size
 
     def end_stream(self, stream_id: int, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
         """Finish our side of the stream after its buffered data, with trailers if given."""
@@ -446,7 +457,7 @@ class H2Core:
             return
         out.end = True
         out.trailers = trailers or None
-        self._flush(stream_id, out)
+        out.dirty = True
 
     def buffered(self, stream_id: int) -> int:
         """Bytes queued for ``stream_id`` and not yet sent (waiting for window)."""

@@ -375,9 +375,8 @@ class H2ServerProtocol(H2Protocol):
         if self.core.closed and not self._tasks and not self.core.pending_output:
             self.close()
 
-    def dispatch(self, event: _h2.Event) -> None:
-        super().dispatch(event)
-        if isinstance(event, _h2.SendWindowOpened) and self.core.closed:
+    def on_flushed(self) -> None:
+        if self.core.closed:
             self._close_if_drained()
 
     def _accept_tunnel(self, stream: H2Stream, sink: H2ResponseSink, status: int, headers: Headers) -> ByteStream:

@@ -147,6 +147,8 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
         self.write_paused = False
         self.lost = False
         self._write_scheduled = False
+        self.closing = False
+        """:meth:`close` was called."""
 
     # --- asyncio.Protocol ---------------------------------------------------------------------------------------
 
@@ -238,11 +240,18 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
             asyncio.get_running_loop().call_soon(self.write_now)
 
     def write_now(self) -> None:
-        """Write what the core has queued, now."""
+        """Write what the core has queued, now; then let writers whose data went out queue more."""
         self._write_scheduled = False
         data = self.core.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+        for stream in self.streams.values():
+            stream.wake_writer()
+        if not self.closing:
+            self.on_flushed()
+
+    def on_flushed(self) -> None:
+        """Queued output was just written (the core may have no pending output left)."""
 
     def acknowledge(self, stream_id: int, flow_length: int) -> None:
         if not self.lost:
@@ -278,6 +287,7 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
 
     def close(self) -> None:
         """Write what is queued (a GOAWAY, the last frames), then close the transport."""
+        self.closing = True
         if self.transport is not None:
             self.write_now()
             self.transport.close()
