@@ -1,15 +1,18 @@
 """A real Envoy as the data plane: ``nantian controller --transport envoy`` serves it over ADS (mTLS).
 
-Envoy gets the translated listeners and clusters, routes traffic to the echo backend, picks up a manifest
+Envoy gets the translated listeners and clusters, routes traffic (HTTP, and HTTPS with the Gateway's certificate
+chosen by SNI) to the echo backend, picks up a manifest
 change, and shows up (acked) in the controller's node registry; a listener it cannot bind is a Nack there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import socket
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +45,11 @@ spec:
   gatewayClassName: nantian
   listeners:
   - {{name: http, port: {port}, protocol: HTTP}}
+  - name: https
+    port: {tls_port}
+    protocol: HTTPS
+    hostname: secure.example.com
+    tls: {{certificateRefs: [{{name: tls-cert}}]}}
 {extra}
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -57,6 +65,12 @@ spec:
     backendRefs: [{{name: echo, port: 80}}]
 ---
 apiVersion: v1
+kind: Secret
+metadata: {{name: tls-cert, namespace: default}}
+type: kubernetes.io/tls
+data: {{tls.crt: {tls_crt}, tls.key: {tls_key}}}
+---
+apiVersion: v1
 kind: Service
 metadata: {{name: echo, namespace: default}}
 spec: {{ports: [{{port: 80, targetPort: {echo_port}}}]}}
@@ -70,17 +84,63 @@ ports: [{{port: {echo_port}}}]
 """
 
 
+def snapshot_address(controller: Controller) -> str:
+    snapshot = controller.store.current
+    assert snapshot is not None
+    return snapshot.listeners[0].address
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+TLS_PORT = 8443
+SERVING = trustme.CA()
+SERVING_CERT = SERVING.issue_cert("secure.example.com")
+
+
 def _write(directory: Path, echo_port: int, rule: str, extra_port: int | None = None) -> None:
     extra = f"  - {{name: extra, port: {extra_port}, protocol: HTTP}}" if extra_port else ""
     tmp = directory / "app.yaml.tmp"
-    tmp.write_text(MANIFESTS.format(port=PORT, echo_port=echo_port, rule=rule, extra=extra))
+    tmp.write_text(
+        MANIFESTS.format(
+            port=PORT,
+            tls_port=TLS_PORT,
+            echo_port=echo_port,
+            rule=rule,
+            extra=extra,
+            tls_crt=base64.b64encode(SERVING_CERT.cert_chain_pems[0].bytes()).decode(),
+            tls_key=base64.b64encode(SERVING_CERT.private_key_pem.bytes()).decode(),
+        )
+    )
     tmp.rename(directory / "app.yaml")
+
+
+async def _https_get(address: str, port: int, path: str) -> tuple[int, dict[str, object]]:
+    """GET over TLS with SNI secure.example.com, verified against the test CA; (status, JSON body)."""
+    context = ssl.create_default_context()
+    SERVING.configure_trust(context)
+    reader, writer = await asyncio.open_connection(address, port, ssl=context, server_hostname="secure.example.com")
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: secure.example.com\r\nConnection: close\r\n\r\n".encode())
+        raw = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if b"chunked" in head.lower():
+        chunks, rest = [], body
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                break
+            chunks.append(rest[:size])
+            rest = rest[size + 2 :]
+        body = b"".join(chunks)
+    return status, json.loads(body) if status == 200 else {}
 
 
 async def _eventually(condition: Callable[[], bool], what: str) -> None:
@@ -166,6 +226,8 @@ async def test_envoy_is_a_data_plane(tmp_path: Path) -> None:
                         await asyncio.sleep(0.1)
 
             await poll("one")
+            status, body = await _https_get(snapshot_address(controller), TLS_PORT + offset, "/app/tls")
+            assert status == 200 and body["path"] == "/app/tls"
             record = controller.registry.get("envoy-1")
             assert record is not None and record.transport == "envoy" and record.connected
             await _eventually(lambda: record.version_acked == controller.store.version, "envoy acks")
