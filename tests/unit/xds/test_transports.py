@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from nantian.plugins import make_plugin_manager
 from nantian.testing.transport import check_transport
 from nantian.xds import ClientOptions, ConfigConsumer, ServerOptions, SnapshotStore, Transport
@@ -39,7 +41,6 @@ def test_unknown_transport_is_not_provided() -> None:
 
 
 def test_envoy_transport_serves_but_has_no_python_client() -> None:
-    import pytest
 
     from nantian.testing.transport import RecordingConsumer
     from nantian.xds.envoy import EnvoyAdsServer
@@ -48,3 +49,17 @@ def test_envoy_transport_serves_but_has_no_python_client() -> None:
     assert isinstance(transport.server(SnapshotStore(), ServerOptions()), EnvoyAdsServer)
     with pytest.raises(ValueError, match="Envoy processes"):
         transport.client(RecordingConsumer(), ClientOptions(node_id="n"))
+
+
+def test_envoy_bootstrap_printer(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from nantian.xds.envoy.__main__ import main
+
+    assert main(["--node-id", "e1", "--xds", "10.0.0.1:18080", "--gateway", "ns/a", "--port-offset", "7"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["node"] == {"id": "e1", "cluster": "nantian", "metadata": {"gateways": "ns/a", "port_offset": 7}}
+    (cluster,) = doc["static_resources"]["clusters"]
+    address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert address == {"address": "10.0.0.1", "port_value": 18080}
+    assert "transport_socket" not in cluster
