@@ -6,7 +6,7 @@ import asyncio
 import collections
 import contextlib
 import typing
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import uvloop
@@ -58,8 +58,12 @@ class _Client(asyncio.DatagramProtocol):
         self.answers.put_nowait(data)
 
 
+class Ask(typing.Protocol):
+    async def __call__(self, payload: bytes, wait: float = TIMEOUT) -> bytes | None: ...
+
+
 @contextlib.asynccontextmanager
-async def client(port: int) -> AsyncIterator[Callable[[bytes, float], Any]]:
+async def client(port: int) -> AsyncIterator[Ask]:
     """A UDP client socket; yields ``ask(payload, wait) -> answer | None``."""
     transport, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
         _Client, remote_addr=("127.0.0.1", port)
