@@ -10,6 +10,7 @@ to :meth:`H2Core.receive`, write :meth:`H2Core.data_to_send` to the peer.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable
 
 import attrs
@@ -124,16 +125,22 @@ def decode_headers(raw: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
 
 def outbound_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     """End-to-end header fields made fit for HTTP/2: lower-case names, no connection-specific fields, ``te`` only as
-    ``trailers``, no stray pseudo-headers, values without surrounding whitespace."""
+    ``trailers``, no stray pseudo-headers, values without surrounding whitespace. A field HTTP/2 cannot carry (empty
+    name, or CR, LF or NUL in it) is dropped: h2's own outbound validation is off, this is the check."""
     out: list[tuple[bytes, bytes]] = []
     for name, value in headers:
         n = name.lower()
-        if n in CONNECTION_HEADERS or n.startswith(":") or n == "host":
+        if n in CONNECTION_HEADERS or n.startswith(":") or n == "host" or not n:
             continue
         if n == "te" and value.strip().lower() != "trailers":
             continue
+        if _FORBIDDEN.search(n) or _FORBIDDEN.search(value):
+            continue
         out.append((n.encode("latin-1"), value.strip().encode("latin-1")))
     return out
+
+
+_FORBIDDEN = re.compile(r"[\r\n\x00]")
 
 
 class FrameScanner:

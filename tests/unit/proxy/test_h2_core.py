@@ -139,6 +139,9 @@ def test_outbound_headers_drop_connection_specific_fields() -> None:
         [("Connection", "close"), ("te", "gzip"), ("TE", "trailers"), ("X-Ok", " v "), ("host", "h"), (":path", "/")]
     )
     assert out == [(b"te", b"trailers"), (b"x-ok", b"v")]
+    assert _h2.outbound_headers([("x-split", "a\r\nb"), ("x-nul", "a\x00"), ("", "v"), ("x-fine", "a b")]) == [
+        (b"x-fine", b"a b")
+    ]
 
 
 def _frames() -> bytes:
