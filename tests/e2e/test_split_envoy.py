@@ -276,6 +276,7 @@ VALIDATED_CASES = (
     "grpcroute-header-matching",
     "tlsroute-mixed-termination-same-namespace",
     "tcproute-parentref-attach-all",
+    "udproute-weighted-routing",
 )
 
 

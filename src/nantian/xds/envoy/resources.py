@@ -7,9 +7,9 @@ header modifiers; request/response header modifiers; redirects; host and path re
 and per-try timeouts; retries; direct responses; clusters with static endpoints, load-balancing policy,
 h2c and upstream TLS (CA bundle or system roots, SNI, subject alt names, client certificate).
 
-Not translated (logged, and listed in the module-level :data:`UNSUPPORTED`): UDP listeners, CORS, plugin
-filters, client-certificate validation modes other than "allow valid only", gRPC-shaped local answers, and
-421 answers for misdirected requests.
+UDP listeners go to their route's first backend (Envoy's UDP proxy has no weights). Not translated (logged,
+and listed in the module-level :data:`UNSUPPORTED`): CORS, plugin filters, client-certificate validation
+modes other than "allow valid only", gRPC-shaped local answers, and 421 answers for misdirected requests.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from nantian.ir import (
     StreamRoute,
     TlsMode,
     VirtualHost,
+    WeightedCluster,
 )
 from nantian.xds.envoy._pack import pack, seconds
 from nantian.xds.envoy.routes import INVALID_BACKEND, route_configuration
@@ -51,7 +52,7 @@ LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 
 UNSUPPORTED = (
-    "UDP listeners",
+    "UDP weights (the first backend gets the traffic)",
     "CORS",
     "plugin filters",
     "AllowInsecureFallback client validation",
@@ -205,8 +206,34 @@ def listener(lst: Listener, secrets: dict[str, Secret], port_offset: int = 0) ->
                 chain.transport_socket.name = "envoy.transport_sockets.tls"
                 chain.transport_socket.typed_config.CopyFrom(pack(tls))
         return out if out.filter_chains else None
+    if lst.protocol is Protocol.UDP:
+        first = next((r for r in lst.stream_routes if any(b.weight > 0 for b in r.backends)), None)
+        if first is None:
+            return None
+        live = [b for b in first.backends if b.weight > 0]
+        if len(live) > 1:
+            log.warning("envoy.udp_single_backend listener=%s route=%s", lst.name, first.name)
+        out.address.socket_address.protocol = address_pb2.SocketAddress.UDP
+        out.listener_filters.add(
+            name="envoy.filters.udp_listener.udp_proxy", typed_config=pack(_udp_proxy(lst, live[0]))
+        )
+        return out
     log.warning("envoy.unsupported listener=%s protocol=%s", lst.name, lst.protocol.value)
     return None
+
+
+def _udp_proxy(lst: Listener, backend: WeightedCluster) -> object:
+    from envoy.extensions.filters.udp.udp_proxy.v3 import route_pb2 as udp_route_pb2
+    from envoy.extensions.filters.udp.udp_proxy.v3 import udp_proxy_pb2
+    from xds.core.v3 import extension_pb2
+
+    config = udp_proxy_pb2.UdpProxyConfig(stat_prefix=lst.name.replace("/", "_"))
+    config.matcher.on_no_match.action.CopyFrom(
+        extension_pb2.TypedExtensionConfig(
+            name="route", typed_config=pack(udp_route_pb2.Route(cluster=backend.cluster or INVALID_BACKEND))
+        )
+    )
+    return config
 
 
 def _tcp_proxy(lst: Listener, route: StreamRoute) -> listener_components_pb2.Filter:
