@@ -225,6 +225,8 @@ class CaseRunner:
             return
         preconditions = await self._status(accepted_entries(self.case), "accepted")
         await self._status(list(self.case.status), "status")
+        if self.case.infrastructure:
+            await self._infrastructure(self.case.infrastructure)
         if preconditions:
             self.result.notes.append("traffic not sent: the accepted preconditions do not hold")
             for section in ("http", "grpc", "tls", "tcp", "udp", "websocket"):
@@ -282,6 +284,34 @@ class CaseRunner:
         failures = await eventually(attempt, needed=1, timeout=self.timing.status, interval=self.timing.interval)
         self.result.add(label, failures)
         return failures
+
+    async def _infrastructure(self, spec: Mapping[str, Any]) -> None:
+        """Objects generated for a Gateway carry its spec.infrastructure labels and annotations."""
+        kinds = [str(k) for k in spec.get("kinds") or ("ServiceAccount", "Pod", "Service")]
+        namespace = str(spec.get("namespace", ""))
+        selector = {str(k): str(v) for k, v in (spec.get("selector") or {}).items()}
+
+        async def attempt() -> list[str]:
+            self.objects = await asyncio.to_thread(self.session.gateway.admin.objects)
+            found: dict[str, Mapping[str, Any]] = {}
+            for (kind, ns, _), obj in sorted(self.objects.items()):
+                labels = (obj.get("metadata") or {}).get("labels") or {}
+                selected = all(labels.get(k) == v for k, v in selector.items())
+                if kind in kinds and ns == namespace and kind not in found and selected:
+                    found[kind] = obj
+            if not found:
+                return [f"no {'/'.join(kinds)} in {namespace} labelled {selector} (generated for the Gateway)"]
+            failures: list[str] = []
+            for kind, generated in found.items():
+                meta = generated.get("metadata") or {}
+                for field in ("labels", "annotations"):
+                    for key, value in (spec.get(field) or {}).items():
+                        if (meta.get(field) or {}).get(str(key)) != str(value):
+                            failures.append(f"{kind} {meta.get('name')}: {field} lack {key}={value}")
+            return failures
+
+        failures = await eventually(attempt, needed=1, timeout=self.timing.status, interval=self.timing.interval)
+        self.result.add("infrastructure", failures)
 
     # -- traffic ---------------------------------------------------------------------------------------
     def _address(self, gateway_ref: str, port: int | None, protocols: Sequence[str]) -> tuple[str, int]:
