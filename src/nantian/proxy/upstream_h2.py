@@ -73,11 +73,17 @@ class _Connection(H2Protocol):
         self._heads: dict[int, asyncio.Future[tuple[int, Headers]]] = {}
         self._pumps: dict[int, asyncio.Task[None]] = {}
         self.goaway_last_stream: int | None = None
+        self._idle: asyncio.TimerHandle | None = None
 
     @property
     def usable(self) -> bool:
         # len(self.streams) counts our live streams; h2's open_outbound_streams walks every stream on each call.
-        return not self.lost and not self.core.closed and len(self.streams) < self.core.max_outbound_streams
+        return (
+            not self.lost
+            and not self.closing
+            and not self.core.closed
+            and len(self.streams) < self.core.max_outbound_streams
+        )
 
     def on_headers(self, event: _h2.HeadersReceived) -> None:
         head = self._heads.pop(event.stream_id, None)
@@ -120,6 +126,8 @@ class _Connection(H2Protocol):
         self._close_if_idle()
 
     def on_lost(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
         for sid in list(self._heads):
             self._fail_head(sid, UpstreamError("reset", "upstream connection closed before the response head"))
         for pump in self._pumps.values():
@@ -141,10 +149,24 @@ class _Connection(H2Protocol):
         self._close_if_idle()
 
     def _close_if_idle(self) -> None:
-        if not self.streams and (self.core.closed or self.pool.closed):
+        if self.streams or self.lost:
+            return
+        if self.core.closed or self.pool.closed:
+            self.close()
+        elif self._idle is None and self.pool.idle_timeout > 0:
+            self._idle = asyncio.get_running_loop().call_later(self.pool.idle_timeout, self._idle_expired)
+
+    def _idle_expired(self) -> None:
+        self._idle = None
+        if not self.streams:
+            log.debug("upstream_h2.idle_close endpoint=%s", self.pool.endpoint)
+            self.pool.forget(self)
             self.close()
 
     async def send(self, req: UpstreamRequest, body: BodySource, scheme: str) -> H2UpstreamResponse:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         sid = self.core.next_stream_id()
         stream = H2Stream(self, sid)
         self.streams[sid] = stream
@@ -199,6 +221,7 @@ class H2cPool:
 
     :param verify_peer: Called with the ``ssl_object`` after a TLS handshake (subjectAltName checks); raising
         fails the connect.
+    :param idle_timeout: A connection without streams for this many seconds is closed.
     """
 
     def __init__(
@@ -210,8 +233,11 @@ class H2cPool:
         ssl_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         verify_peer: Callable[[ssl.SSLObject | None], None] | None = None,
+        idle_timeout: float = 60.0,
     ) -> None:
         self.address = address
+        self.idle_timeout = idle_timeout
+        """Seconds a connection without streams stays open (0: forever)."""
         self.port = port
         self.connect_timeout = connect_timeout
         self._ssl = ssl_context

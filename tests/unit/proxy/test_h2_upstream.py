@@ -226,3 +226,22 @@ async def test_upstream_reset_before_the_head_is_an_upstream_error() -> None:
             assert pool.connections == 1
         finally:
             pool.close()
+
+
+async def test_idle_connections_are_closed_and_replaced() -> None:
+    async with h2_server() as port:
+        pool = H2cPool("127.0.0.1", port, idle_timeout=0.1)
+        try:
+            ok = UpstreamRequest(method="GET", target="/ok", authority="up.example", scheme="http", headers=[])
+            async with asyncio.timeout(TIMEOUT):
+                resp = await pool.request(ok, EmptyBody())
+                await _read_all(resp.body)
+                assert pool.connections == 1
+                await asyncio.sleep(0.3)  # three idle timeouts: the connection is gone
+                assert pool.connections == 0
+                resp = await pool.request(ok, EmptyBody())
+                assert resp.status == 200
+                await _read_all(resp.body)
+            assert pool.connections == 1
+        finally:
+            pool.close()
