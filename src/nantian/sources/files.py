@@ -69,7 +69,12 @@ def _manifest_files(root: Path) -> list[Path]:
     return found
 
 
-def _parse_file(path: Path, signature: _Signature) -> _FileState:
+def _parse_file(path: Path, signature: _Signature, previous: _FileState | None) -> _FileState:
+    """Parse ``path``; objects equal to ones ``previous`` held are kept as those very instances.
+
+    Keeping identity lets consumers that memoize by object identity (the incremental translator)
+    skip every unchanged document of a changed file.
+    """
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -80,11 +85,18 @@ def _parse_file(path: Path, signature: _Signature) -> _FileState:
     objects, errors = parse_documents(text, source)
     if any(isinstance(e, YAMLSyntaxError) for e in errors):
         objects = []
+    if previous is not None and previous.objects:
+        known = {obj.ref: obj for obj, _ in previous.objects}
+        objects = [(_same(known.get(obj.ref), obj), doc) for obj, doc in objects]
     for error in errors:
         log.warning(
             "source.files.parse_failed source=%s ref=%s error=%s", error.source, error.ref, "; ".join(error.errors)
         )
     return _FileState(signature, tuple(objects), tuple(errors))
+
+
+def _same(old: KubeObject | None, new: KubeObject) -> KubeObject:
+    return old if old is not None and old == new else new
 
 
 class FileSource:
@@ -130,7 +142,7 @@ class FileSource:
                 continue
             old = self._files.get(p)
             if old is None or old.signature != signature or os.path.abspath(p) in forced:
-                state = _parse_file(p, signature)
+                state = _parse_file(p, signature, old)
                 if old is None or old.content_key() != state.content_key():
                     changed.append(p)
                 self._files[p] = state

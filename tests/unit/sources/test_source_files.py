@@ -254,3 +254,21 @@ async def test_relative_path(tree: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     finally:
         await source.aclose()
         await it.aclose()
+
+
+async def test_unchanged_documents_of_a_changed_file_keep_their_identity(tree: Path) -> None:
+    source = FileSource(tree, debounce_ms=20)
+    it = source.updates()
+    try:
+        first = await next_set(it)
+        write(
+            tree / "apps" / "svc.yml",
+            "# edited\n" + SVC.format(name="s1", port=80) + "---\n" + SVC.format(name="s2", port=82),
+        )
+        second = await next_set(it)
+        s1 = ObjectRef("Service", "a", "s1")
+        assert second.get(s1) is first.get(s1)  # same content: the very same object
+        assert port_of(second, "s2") == 82 and first.diff(second).changed == (ObjectRef("Service", "a", "s2"),)
+    finally:
+        await source.aclose()
+        await it.aclose()
