@@ -227,11 +227,12 @@ def parse_documents(text: str, source: str) -> tuple[list[tuple[KubeObject, Mapp
             return objects, errors
     loader = _Loader(text)
     line = 1
+    may_alias = "&" in text  # no anchor, no alias: nothing can expand or refer to itself
     try:
         while loader.check_node():
             node = loader.get_node()
             line = node.start_mark.line + 1 if node is not None else line
-            problem = _oversized(node)
+            problem = _oversized(node) if may_alias else None
             if problem is not None:
                 errors.append(ParseError(f"document at {source}:{line}", [problem], source=f"{source}:{line}"))
                 continue
