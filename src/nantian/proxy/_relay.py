@@ -220,6 +220,15 @@ class Relay:
         """Downstream bytes waiting for the upstream connection."""
         return b"".join(self._pending)
 
+    def take_pending(self) -> tuple[bytes, list[Command]]:
+        """Remove and return the downstream bytes kept for the upstream, with the commands to run (reading may
+        resume). A TLS-terminating adapter takes the ClientHello this way: those bytes are not for the upstream."""
+        data = self.pending
+        self._pending.clear()
+        self._pending_size = 0
+        self.received[Side.DOWNSTREAM] -= len(data)
+        return data, self._flow()
+
     def start(self) -> list[Command]:
         """Commands to run when the downstream connection is accepted (the first idle timer)."""
         return self._timer()

@@ -3,9 +3,10 @@
 :class:`RelayConnection` is the downstream :class:`asyncio.Protocol` a stream listener's server creates per
 connection. It feeds the relay core what the transports report and executes the core's commands: writes,
 half-closes, pause/resume reading (flow control both ways), the idle timer and the final close. Which backend to
-connect to is decided elsewhere: ``on_ready`` is called once the downstream is accepted (after the TLS handshake
-for a TLS-terminating listener) and after every chunk it sends while no upstream is chosen; it calls
-:meth:`RelayConnection.connect` or :meth:`RelayConnection.stop`.
+connect to is decided elsewhere: ``on_ready`` is called once the downstream is accepted and after every chunk it
+sends while no upstream is chosen; it calls :meth:`RelayConnection.connect` or :meth:`RelayConnection.stop`, or
+:meth:`RelayConnection.terminate` to run a TLS handshake over the bytes read so far
+(:class:`~nantian.proxy.stream_tls.TlsTermination`) and relay the plaintext.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import typing
 from collections.abc import Callable
 
+from nantian.errors import RemoteProtocolError
 from nantian.proxy._relay import (
     Close,
     Command,
@@ -38,6 +41,7 @@ from nantian.proxy._relay import (
     WriteBlocked,
     WriteUnblocked,
 )
+from nantian.proxy.stream_tls import TlsTermination
 
 __all__ = ["RelayConnection"]
 
@@ -101,6 +105,9 @@ class RelayConnection(asyncio.Protocol):
         self._decide_timeout = decide_timeout
         self._decide_timer: asyncio.TimerHandle | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._tls: TlsTermination | None = None
+        self._on_handshake: Callable[[RelayConnection], None] | None = None
+        self._tls_write_closed = False
         self.started_at = 0.0
         self.ended_at = 0.0
         self.client: tuple[str, int] | None = None
@@ -125,6 +132,9 @@ class RelayConnection(asyncio.Protocol):
             self._decide_timer = self._loop.call_later(self._decide_timeout, self._undecided)
 
     def data_received(self, data: bytes) -> None:
+        if self._tls is not None:
+            self._tls_received(data)
+            return
         self.feed(DataReceived(Side.DOWNSTREAM, data))
         if self._on_ready is not None and not self.relay.closed:
             self._ready()
@@ -147,6 +157,25 @@ class RelayConnection(asyncio.Protocol):
     def downstream(self) -> asyncio.Transport | None:
         """The downstream transport (for ``get_extra_info``), once accepted."""
         return self._transports.get(Side.DOWNSTREAM)
+
+    @property
+    def tls(self) -> TlsTermination | None:
+        """The TLS session with the downstream, once :meth:`terminate` was called."""
+        return self._tls
+
+    def terminate(self, context: ssl.SSLContext, *, on_handshake: Callable[[RelayConnection], None]) -> None:
+        """Run a TLS handshake with the downstream over the bytes it sent so far, then relay plaintext.
+
+        ``on_handshake`` is called once the handshake is done; it calls :meth:`connect` (or :meth:`stop`).
+        """
+        if self._tls is not None or self.relay.closed:
+            return
+        self._on_ready = None
+        self._tls = TlsTermination(context)
+        self._on_handshake = on_handshake
+        raw, commands = self.relay.take_pending()
+        self._execute(commands)
+        self._tls_received(raw)
 
     def connect(self, host: str, port: int, *, timeout: float) -> None:
         """Open the upstream connection; bytes flow once it is established. Call at most once."""
@@ -179,6 +208,30 @@ class RelayConnection(asyncio.Protocol):
         self._execute(self.relay.handle(event))
 
     # -- internals -----------------------------------------------------------------------------------------------
+    def _tls_received(self, data: bytes) -> None:
+        tls = self._tls
+        transport = self._transports.get(Side.DOWNSTREAM)
+        if tls is None or transport is None or self.relay.closed:
+            return
+        try:
+            got = tls.receive(data)
+        except RemoteProtocolError as exc:
+            self.stop(str(exc))
+            return
+        if got.to_send and not transport.is_closing():
+            transport.write(got.to_send)
+        if got.handshake_completed and self._on_handshake is not None:
+            callback, self._on_handshake = self._on_handshake, None
+            try:
+                callback(self)
+            except Exception:
+                log.error("stream.routing_failed client=%s", self.client, exc_info=True)
+                self.stop("routing failed")
+        if got.plaintext:
+            self.feed(DataReceived(Side.DOWNSTREAM, got.plaintext))
+        if got.eof:
+            self.feed(EofReceived(Side.DOWNSTREAM))
+
     def _ready(self) -> None:
         if self._on_ready is None:
             return
@@ -225,11 +278,16 @@ class RelayConnection(asyncio.Protocol):
                 case Send(side, data):
                     transport = self._transports.get(side)
                     if transport is not None and not transport.is_closing():
+                        if side is Side.DOWNSTREAM and self._tls is not None:
+                            data = self._tls.send(data)
                         transport.write(data)
                 case ShutdownWrite(side):
                     transport = self._transports.get(side)
                     if transport is not None and not transport.is_closing():
-                        if transport.can_write_eof():
+                        if side is Side.DOWNSTREAM and self._tls is not None:
+                            self._tls_write_closed = True
+                            transport.write(self._tls.close_write())  # a TLS half-close: close_notify
+                        elif transport.can_write_eof():
                             transport.write_eof()
                         else:
                             transport.close()
@@ -256,6 +314,11 @@ class RelayConnection(asyncio.Protocol):
             self._timer = None
         if self._connecting is not None and not self._connecting.done():
             self._connecting.cancel()
+        tls, down = self._tls, self._transports.get(Side.DOWNSTREAM)
+        if tls is not None and down is not None and not abort and not self._tls_write_closed:
+            self._tls_write_closed = True
+            if not down.is_closing():
+                down.write(tls.close_write())
         for transport in self._transports.values():
             if abort:
                 transport.abort()

@@ -2,10 +2,12 @@
 
 A TCP or UDP listener serves its first stream route (the Gateway API allows several TCPRoutes on a listener but
 gives no way to tell their connections apart; the IR lists them in precedence order). A TLS listener picks the route
-by the SNI of the connection: exact hostnames first, then the longest wildcard, then a route without hostnames
-(:func:`nantian.proxy.tls.select_stream_route`). Within a route a backend is chosen by weight, then an endpoint of
-its cluster by the cluster's load balancer. A backend share whose cluster is ``None`` (an invalid backendRef) or
-which has no endpoints is not served: the connection is closed.
+by the SNI of the connection's ClientHello: exact hostnames first, then the longest wildcard, then a route without
+hostnames (:func:`nantian.proxy.tls.select_stream_route`). TLS is terminated for a route whose Gateway listener
+(``section``) has certificates in the IR listener, and passed through otherwise, so one port may mix both modes.
+Within a route a backend is chosen by weight, then an endpoint of its cluster by the cluster's load balancer. A
+backend share whose cluster is ``None`` (an invalid backendRef) or which has no endpoints is not served: the
+connection is closed.
 """
 
 from __future__ import annotations
@@ -93,11 +95,14 @@ class CompiledStreamListener:
         self.tls_mode = listener.tls_mode
         self.server_tls = server_tls
         self.routes = listener.stream_routes
+        self._terminating = (
+            frozenset(c.section for c in listener.certificates) if server_tls is not None else frozenset()
+        )
         self._backends = {id(r): StreamBackends(r, clusters) for r in listener.stream_routes}
 
-    @property
-    def terminates_tls(self) -> bool:
-        return self.server_tls is not None
+    def terminates(self, route: StreamRoute) -> bool:
+        """Whether connections of ``route`` (of this TLS listener) have their TLS terminated here."""
+        return route.section in self._terminating
 
     @property
     def by_sni(self) -> bool:
@@ -115,12 +120,12 @@ class CompiledStreamListener:
 def compile_stream_listener(
     listener: Listener, clusters: Mapping[str, Cluster], secrets: Mapping[str, Secret]
 ) -> CompiledStreamListener:
-    """Compile a TCP, UDP or TLS listener (TLS ``Terminate``: its server certificates too).
+    """Compile a TCP, UDP or TLS listener (TLS with certificates: its server contexts too).
 
     :raises ConfigRejected: TLS termination without usable certificates.
     """
     server_tls = None
-    if listener.protocol is Protocol.TLS and listener.tls_mode is TlsMode.TERMINATE:
+    if listener.protocol is Protocol.TLS and (listener.tls_mode is TlsMode.TERMINATE or listener.certificates):
         server_tls = build_server_tls(listener, secrets)
     return CompiledStreamListener(listener, clusters, server_tls)
 

@@ -7,10 +7,11 @@ cannot terminate raises :class:`~nantian.errors.ConfigRejected`), :meth:`StreamF
 ones, and :meth:`StreamBinding.swap` for unchanged ones: they keep their sockets and open connections, and *new*
 connections (UDP: new sessions) are routed with the new config.
 
-Per connection (TCP and TLS): TCP goes to the listener's route at once; TLS passthrough waits for the ClientHello
-(:func:`~nantian.proxy.tls.peek_client_hello`), picks the route by SNI and relays every byte, the ClientHello
-included; TLS terminate picks the route by the SNI of the finished handshake and relays the plaintext. No route,
-no usable backend or a failed upstream connect closes the connection. One ``nantian.access`` line per connection.
+Per connection (TCP and TLS): TCP goes to the listener's route at once. TLS waits for the ClientHello
+(:func:`~nantian.proxy.tls.peek_client_hello`) and picks the route by its SNI; then a passthrough route gets every
+byte, the ClientHello included, and a terminating route (its Gateway listener has certificates) gets the plaintext
+after a handshake run over the bytes already read (:mod:`nantian.proxy.stream_tls`). No route, no usable backend, a
+failed handshake or upstream connect closes the connection. One ``nantian.access`` line per connection.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from nantian.proxy.stream_config import (
     STREAM_PROTOCOLS,
     CompiledStreamListener,
     StreamListenerRef,
+    StreamTarget,
     compile_stream_listener,
 )
 from nantian.proxy.stream_metrics import StreamMetrics, access_log
@@ -87,14 +89,7 @@ def _listen_socket(address: str, port: int, kind: socket.SocketKind, backlog: in
 def _route(config: CompiledStreamListener, conn: RelayConnection) -> None:
     """Decide where ``conn`` goes (called on accept and on every downstream chunk until decided)."""
     server_name: str | None = None
-    if config.server_tls is not None:
-        transport = conn.downstream
-        session = config.server_tls.inspect(transport.get_extra_info("ssl_object") if transport else None)
-        if session.refused is not None:
-            conn.stop(session.refused)
-            return
-        server_name = session.server_name
-    elif config.by_sni:
+    if config.by_sni:
         try:
             hello = peek_client_hello(conn.relay.pending)
         except RemoteProtocolError as exc:
@@ -115,6 +110,19 @@ def _route(config: CompiledStreamListener, conn: RelayConnection) -> None:
         conn.stop(target)
         return
     conn.info["backend"] = target.cluster
+    if config.server_tls is not None and config.terminates(backends.route):
+        conn.terminate(config.server_tls.context, on_handshake=functools.partial(_handshake_done, config, target))
+        return
+    conn.connect(target.address, target.port, timeout=target.connect_timeout)
+
+
+def _handshake_done(config: CompiledStreamListener, target: StreamTarget, conn: RelayConnection) -> None:
+    """After a terminating handshake: refuse a missing required client certificate, else connect the upstream."""
+    assert config.server_tls is not None and conn.tls is not None
+    session = config.server_tls.inspect(conn.tls.ssl_object)
+    if session.refused is not None:
+        conn.stop(session.refused)
+        return
     conn.connect(target.address, target.port, timeout=target.connect_timeout)
 
 
@@ -207,10 +215,7 @@ class StreamFrontEnd:
         bound_port = int(sock.getsockname()[1])
         try:
             server = await loop.create_server(
-                functools.partial(self._accept, ref, connections),
-                sock=sock,
-                ssl=compiled.server_tls.context if compiled.server_tls is not None else None,
-                backlog=self.options.backlog,
+                functools.partial(self._accept, ref, connections), sock=sock, backlog=self.options.backlog
             )
         except OSError:
             sock.close()
@@ -227,7 +232,6 @@ class StreamFrontEnd:
             on_ready=functools.partial(_route, config),
             on_done=functools.partial(self._done, connections, config),
             idle_timeout=self.options.idle_timeout,
-            half_close_downstream=config.server_tls is None,
             decide_timeout=self.options.hello_timeout,
         )
         connections.add(conn)

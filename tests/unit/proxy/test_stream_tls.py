@@ -274,3 +274,61 @@ async def test_passthrough_client_without_a_client_hello_is_closed(ca: trustme.C
                 assert await greeting(port, client_context(ca), "a.example") == ("A", b"ping")
     finally:
         runtime_module.register_listener_frontend(ir.Protocol.TLS, previous)
+
+
+async def test_one_port_mixes_terminate_and_passthrough_by_section_certificates(ca: trustme.CA) -> None:
+    """A route whose Gateway listener has certificates is terminated; the others on the port pass through."""
+    ctx = client_context(ca)
+    async with plain_backend("T") as port_t, tls_backend(ca, "P", "p.example") as port_p:
+        port = free_port()
+        terminate = ir.StreamRoute(
+            name="TLSRoute/ns/t@ns/gw/term",
+            route="TLSRoute/ns/t",
+            section="ns/gw/term",
+            hostnames=("t.example",),
+            backends=(ir.WeightedCluster(cluster="ct"),),
+        )
+        passthrough = ir.StreamRoute(
+            name="TLSRoute/ns/p@ns/gw/pass",
+            route="TLSRoute/ns/p",
+            section="ns/gw/pass",
+            hostnames=("p.example",),
+            backends=(ir.WeightedCluster(cluster="cp"),),
+        )
+        lst = tls_listener(
+            port,
+            ir.TlsMode.TERMINATE,
+            terminate,
+            passthrough,
+            certificates=(ir.TlsCertificate(hostname="t.example", secret="ns/t", section="ns/gw/term"),),
+        )
+        secrets = [secret("ns/t", ca.issue_cert("t.example"))]
+        async with running(ir.Snapshot.build([lst], [cluster("ct", port_t), cluster("cp", port_p)], secrets)):
+            assert await greeting(port, ctx, "t.example", b"clear") == ("T", b"clear")
+            assert await greeting(port, ctx, "p.example", b"secret") == ("P", b"secret")
+
+
+async def test_terminate_requires_client_certificates_when_validation_asks(ca: trustme.CA) -> None:
+    client_ca = trustme.CA()
+    async with plain_backend("T") as port_t:
+        port = free_port()
+        validation = ir.ClientValidation(ca_secrets=("ns/client-ca",))
+        lst = tls_listener(
+            port,
+            ir.TlsMode.TERMINATE,
+            tls_route("t", "ct", "t.example"),
+            certificates=(
+                ir.TlsCertificate(
+                    hostname="t.example", secret="ns/t", section="ns/gw/tls", client_validation=validation
+                ),
+            ),
+        )
+        secrets = [
+            secret("ns/t", ca.issue_cert("t.example")),
+            ir.Secret(name="ns/client-ca", ca_bundle=client_ca.cert_pem.bytes().decode()),
+        ]
+        async with running(ir.Snapshot.build([lst], [cluster("ct", port_t)], secrets)):
+            assert await refused(port, client_context(ca), "t.example", b"x")
+            with_cert = client_context(ca)
+            client_ca.issue_cert("client.example").configure_cert(with_cert)
+            assert await greeting(port, with_cert, "t.example") == ("T", b"ping")
