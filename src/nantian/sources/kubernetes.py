@@ -362,7 +362,9 @@ class KubernetesStatusSink:
     Kinds not in ``kinds`` (core kinds, unknown kinds) are skipped. A failed write is logged (WARNING)
     and does not stop the others; an object deleted meanwhile (404) is skipped quietly.
 
-    :param versions: The version to write each kind at (default: the first of ``WatchedKind.versions``).
+    :param versions: The version each kind is served at, when known (a source's :attr:`KubernetesSource.versions`).
+        For a kind not in it, the versions of its :class:`WatchedKind` are tried in order and the first that
+        takes the write is remembered.
     """
 
     def __init__(
@@ -375,6 +377,7 @@ class KubernetesStatusSink:
         self.api = api
         self._kinds = {kind.kind: kind for kind in kinds if kind.group == "gateway.networking.k8s.io"}
         self._versions = versions if versions is not None else {}
+        self._learned: dict[str, str] = {}
 
     async def write(self, statuses: Mapping[ObjectRef, Mapping[str, Any]]) -> None:
         """Patch the status of every object in ``statuses`` (in ref order)."""
@@ -382,14 +385,20 @@ class KubernetesStatusSink:
             kind = self._kinds.get(ref.kind)
             if kind is None:
                 continue
-            version = self._versions.get(ref.kind, kind.versions[0])
-            path = kind.status_path(version, ref.namespace, ref.name)
-            try:
-                await self.api.merge_patch(path, {"status": dict(statuses[ref])})
-            except KubeApiError as exc:
-                if exc.status == 404:
-                    log.debug("sink.kubernetes.gone ref=%s", ref)
-                else:
+            known = self._versions.get(ref.kind) or self._learned.get(ref.kind)
+            for version in (known,) if known else kind.versions:
+                try:
+                    await self.api.merge_patch(
+                        kind.status_path(version, ref.namespace, ref.name), {"status": dict(statuses[ref])}
+                    )
+                except KubeApiError as exc:
+                    if exc.status == 404:
+                        continue  # deleted meanwhile, or this version is not served: try the next
                     log.warning("sink.kubernetes.write_failed ref=%s error=%s", ref, exc)
-            except httpx.HTTPError as exc:
-                log.warning("sink.kubernetes.write_failed ref=%s error=%r", ref, exc)
+                except httpx.HTTPError as exc:
+                    log.warning("sink.kubernetes.write_failed ref=%s error=%r", ref, exc)
+                else:
+                    self._learned[ref.kind] = version
+                break
+            else:
+                log.debug("sink.kubernetes.gone ref=%s", ref)

@@ -424,6 +424,21 @@ async def test_wrong_token_is_retried_until_closed(ca: trustme.CA, kubeconfig: P
     await server.stop()
 
 
+async def test_standalone_status_sink_finds_the_served_version(ca: trustme.CA, kubeconfig: Path) -> None:
+    server, api = await started(ca, kubeconfig)
+    server.put(TCP_ALPHA, {"metadata": {"name": "t", "namespace": "app"}, "spec": {"rules": []}})
+    sink = KubernetesStatusSink(api)  # knows nothing of what is served: TCPRoute v1 is tried first
+    try:
+        await sink.write({ObjectRef("TCPRoute", "app", "t"): {"parents": []}})
+        await sink.write({ObjectRef("TCPRoute", "app", "t"): {"parents": [{"controllerName": "x"}]}})
+        assert [path for path, _, _ in server.patches] == [
+            "/apis/gateway.networking.k8s.io/v1alpha2/namespaces/app/tcproutes/t/status"
+        ] * 2
+    finally:
+        await api.aclose()
+        await server.stop()
+
+
 async def test_status_sink_survives_a_dead_server(ca: trustme.CA, kubeconfig: Path) -> None:
     server, api = await started(ca, kubeconfig)
     await server.stop()
