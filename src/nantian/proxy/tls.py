@@ -20,6 +20,9 @@ the handshake (logged as ``tls.insecure_fallback_unavailable``).
 Upstream side (:func:`build_upstream_tls`): a client context for a cluster's IR
 :class:`~nantian.ir.UpstreamTls` (CA bundle or system roots, SNI, optional client certificate), and
 :meth:`UpstreamTlsConfig.verify_peer` for the ``subjectAltNames`` check, which must run after the handshake.
+
+TLS passthrough (sans-IO): :func:`peek_client_hello` reads the SNI and ALPN of a ClientHello without terminating it,
+and :func:`select_stream_route` picks the TLSRoute for that SNI; the stream proxy uses both.
 """
 
 from __future__ import annotations
