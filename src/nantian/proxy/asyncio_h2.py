@@ -4,6 +4,10 @@ Every request stream becomes an :class:`~nantian.proxy.exchange.Exchange` handed
 ``listener.current.handle(exchange)`` in its own task. The request body is read with flow control (window given
 back as the core consumes it), the response is written as the stream's window allows, trailers pass both ways,
 a reset from the client cancels that stream's task, and :meth:`H2ServerProtocol.shutdown` drains with GOAWAY.
+WebSocket over HTTP/2 (extended CONNECT, RFC 8441) becomes an HTTP/1.1 upgrade to the backend
+(:mod:`nantian.proxy.websocket`); a gRPC request's non-gRPC error answer becomes a gRPC status
+(:mod:`nantian.proxy.grpc`). Limits: concurrent streams, header list size, a send timeout for clients that never
+open their window, a rapid-reset budget, an idle timeout (:class:`H2Options`).
 
 Wiring (for the runtime): wrap the HTTP/1.1 protocol factory with :func:`negotiating_factory`; it picks HTTP/2 by
 ALPN on TLS listeners and by the connection preface on cleartext ones, and refuses TLS connections that lack a
