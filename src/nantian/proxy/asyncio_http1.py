@@ -93,17 +93,28 @@ class _Response:
 
     def start_now(self, status: int, headers: Headers) -> None:
         """:meth:`start` without the coroutine (the callback fast path)."""
-        if self.started:
-            raise RuntimeError("response already started")
-        self.started = True
-        conn = self._conn
-        no_body = self._method == "HEAD" or status < 200 or status in (204, 304)
-        self._no_body = no_body
         has_length = False
         for k, _ in headers:
             if k == "content-length":
                 has_length = True
                 break
+        self._start(status, has_length)
+        self._head = encode_response_head(status, headers, self._framing(status, has_length))
+
+    def start_raw(self, status: int, fields: bytes, has_length: bool) -> None:
+        """Start with a header block already encoded (``name: value\r\n`` lines, end-to-end fields only)."""
+        self._start(status, has_length)
+        self._head = status_line(status) + fields + self._framing(status, has_length).encode("latin-1") + b"\r\n"
+
+    def _start(self, status: int, has_length: bool) -> None:
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        self._no_body = self._method == "HEAD" or status < 200 or status in (204, 304)
+
+    def _framing(self, status: int, has_length: bool) -> str:
+        conn = self._conn
+        no_body = self._no_body
         framing = ""
         if not has_length and not no_body:
             if self._version == "1.1":
@@ -117,7 +128,7 @@ class _Response:
             framing += "connection: close\r\n"
         elif self._version == "1.0":
             framing += "connection: keep-alive\r\n"
-        self._head = encode_response_head(status, headers, framing)
+        return framing
 
     async def send(self, data: bytes) -> None:
         if not self.send_now(data):

@@ -36,6 +36,8 @@ class SyncSink(Protocol):
 
     def start_now(self, status: int, headers: Headers) -> None: ...
 
+    def start_raw(self, status: int, fields: bytes, has_length: bool) -> None: ...
+
     def send_now(self, data: bytes) -> bool: ...
 
     def end_now(self, trailers: Headers | None = None) -> None: ...
@@ -135,19 +137,15 @@ class FastForward:
             self._timer = loop.call_at(deadline, self._timeout)
         self.pool._active += 1
         self.listener.metrics.counts["fast_path"] += 1
-        self.conn.start(req, self)
+        plan_route = plan.route
+        raw = self.backend.response_headers is None and plan_route.response_headers is None
+        self.conn.start(req, self, raw=raw)
 
     # -- the upstream response -----------------------------------------------------------------------------------
     def on_head(self, status: int, headers: Headers, content_length: int | None) -> None:
         try:
-            self._waiting_head = False
-            self.upstream_seconds = self.loop.time() - self.started_at
+            self._head_arrived()
             plan = self.plan
-            if self._timer is not None and plan.try_timeout is not None:
-                self._timer.cancel()
-                self._timer = None
-                if plan.request_timeout is not None:
-                    self._timer = self.loop.call_at(self.ex.received_at + plan.request_timeout, self._timeout)
             out = end_to_end(headers)
             backend = self.backend
             route = plan.route
@@ -161,6 +159,25 @@ class FastForward:
             self.sink.start_now(status, out)
         except Exception:
             self._crash()
+
+    def on_raw_head(self, status: int, fields: bytes, content_length: int | None) -> None:
+        """The response head as encoded end-to-end lines (routes that change no response header)."""
+        try:
+            self._head_arrived()
+            self.status = status
+            self.sink.start_raw(status, fields, content_length is not None)
+        except Exception:
+            self._crash()
+
+    def _head_arrived(self) -> None:
+        self._waiting_head = False
+        self.upstream_seconds = self.loop.time() - self.started_at
+        plan = self.plan
+        if self._timer is not None and plan.try_timeout is not None:
+            self._timer.cancel()
+            self._timer = None
+            if plan.request_timeout is not None:
+                self._timer = self.loop.call_at(self.ex.received_at + plan.request_timeout, self._timeout)
 
     def on_body(self, data: bytes) -> None:
         if self._done:

@@ -14,7 +14,7 @@ import httptools
 
 from nantian.errors import RemoteProtocolError
 from nantian.ir import AppProtocol, Cluster, Endpoint
-from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_request_head
+from nantian.proxy._http1 import HOP_BY_HOP, LAST_CHUNK, encode_chunk, encode_request_head
 from nantian.proxy.bodies import StreamBody
 from nantian.proxy.exchange import (
     BodySource,
@@ -29,6 +29,9 @@ from nantian.proxy.exchange import (
 __all__ = ["Http1Connection", "Http1Pool", "ResponseConsumer"]
 
 log = logging.getLogger(__name__)
+
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
 
 MAX_IDLE = 1024
 """Idle keep-alive connections kept per endpoint (as many as concurrent requests needed, up to this)."""
@@ -54,6 +57,10 @@ class ResponseConsumer(Protocol):
     def on_end(self, trailers: Headers | None) -> None: ...
 
     def on_error(self, error: UpstreamError) -> None: ...
+
+    def on_raw_head(self, status: int, fields: bytes, content_length: int | None) -> None:
+        """Only called when the request was started with ``raw=True``: the end-to-end header lines, undecoded."""
+        ...
 
 
 class _Response:
@@ -98,6 +105,14 @@ class _AsyncConsumer:
         if self._body is not None:
             self._body.finish(trailers)
 
+    def on_raw_head(self, status: int, fields: bytes, content_length: int | None) -> None:
+        headers: Headers = []
+        for line in fields.decode("latin-1").split("\r\n"):
+            name, sep, value = line.partition(": ")
+            if sep:
+                headers.append((name.lower(), value))
+        self.on_head(status, headers, content_length)
+
     def on_error(self, error: UpstreamError) -> None:
         if not self.head.done():
             self.head.set_exception(error)
@@ -114,6 +129,8 @@ class Http1Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._consumer: ResponseConsumer | None = None
         self._headers: Headers = []
+        self._raw_fields: list[tuple[bytes, bytes]] = []
+        self._raw = False
         self._trailers: Headers | None = None
         self._in_head = False
         self._head_method = ""
@@ -185,12 +202,16 @@ class Http1Connection(asyncio.Protocol):
     # -- parser callbacks --------------------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._headers = []
+        self._raw_fields = []
         self._trailers = None
         self._in_head = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_head:
-            self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+            if self._raw:
+                self._raw_fields.append((name, value))
+            else:
+                self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
         else:
             if self._trailers is None:
                 self._trailers = []
@@ -200,8 +221,11 @@ class Http1Connection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._headers = []
+            self._raw_fields = []
             return  # interim response: the final one follows
         self._in_head = False
+        if self._raw and self._raw_head(status):
+            return
         headers = self._headers
         length: int | None = None
         framed = False
@@ -225,6 +249,41 @@ class Http1Connection(asyncio.Protocol):
             # llhttp cannot be told to skip the body of a HEAD response; take the message as complete now.
             self.on_message_complete()
             self._parser = httptools.HttpResponseParser(self)
+
+    def _raw_head(self, status: int) -> bool:
+        """Hand the consumer the end-to-end header lines as bytes (no decoding). ``False``: a ``connection`` header
+        names other fields, so the response takes the decoded way (the fields are decoded here for it)."""
+        fields = self._raw_fields
+        kept: list[bytes] = []
+        length: int | None = None
+        framed = False
+        for name, value in fields:
+            lower = name.lower()
+            if lower in _HOP_BY_HOP_BYTES:
+                if lower == b"transfer-encoding":
+                    framed = True
+                elif lower == b"connection" and value.lower() not in _PLAIN_CONNECTION:
+                    self._headers = [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in fields]
+                    return False
+                continue
+            if lower == b"content-length":
+                framed = True
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = None
+            kept.append(b"%s: %s\r\n" % (name, value))
+        head_only = self._head_method == "HEAD"
+        if head_only or status in (204, 304):
+            framed = True
+        self._framed = framed
+        consumer = self._consumer
+        if consumer is not None:
+            consumer.on_raw_head(status, b"".join(kept), 0 if head_only or status in (204, 304) else length)
+        if head_only and status != 101:
+            self.on_message_complete()
+            self._parser = httptools.HttpResponseParser(self)
+        return True
 
     def on_body(self, data: bytes) -> None:
         consumer = self._consumer
@@ -297,11 +356,15 @@ class Http1Connection(asyncio.Protocol):
             framing += f"content-length: {length}\r\n"
         return [encode_request_head(req.method, req.target, req.authority, req.headers, framing)]
 
-    def start(self, req: UpstreamRequest, consumer: ResponseConsumer) -> None:
-        """Send a request without a body; the response goes to ``consumer`` (the callback fast path)."""
+    def start(self, req: UpstreamRequest, consumer: ResponseConsumer, *, raw: bool = False) -> None:
+        """Send a request without a body; the response goes to ``consumer`` (the callback fast path).
+
+        ``raw``: the consumer takes the response head as encoded lines (:meth:`RawResponseConsumer.on_raw_head`).
+        """
         transport = self.transport
         assert transport is not None
         self._consumer = consumer
+        self._raw = raw
         self._head_method = req.method
         self._response_done = False
         self._received_any = False
@@ -314,6 +377,7 @@ class Http1Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         head: asyncio.Future[_Response] = loop.create_future()
         self._consumer = _AsyncConsumer(self, head)
+        self._raw = False
         self._head_method = req.method
         self._response_done = False
         self._received_any = False

@@ -154,3 +154,46 @@ async def test_a_fresh_reused_connection_failing_is_not_resent() -> None:
             assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 200
             assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 502
             assert calls == 2
+
+
+async def test_fast_path_response_heads_drop_hop_by_hop_fields() -> None:
+    async def hop(seen: Seen) -> tuple[int, list[tuple[str, str]], bytes | list[bytes]] | None:
+        if "named" in seen.target:
+            return 200, [("Connection", "keep-alive, X-Private"), ("X-Private", "1"), ("X-Public", "2")], b"n"
+        if "chunked" in seen.target:
+            return 200, [("Keep-Alive", "timeout=5"), ("X-Public", "3")], [b"a", b"b"]
+        return 200, [("Keep-Alive", "timeout=5"), ("Proxy-Authenticate", "x"), ("X-Public", "1")], b"body"
+
+    async with Upstream(hop) as up:  # type: ignore[arg-type]
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(snap) as rt:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+            async def ask(path: str, method: str = "GET") -> bytes:
+                writer.write(f"{method} {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+                async with asyncio.timeout(3):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    lowered = head.lower()
+                    if method == "HEAD":
+                        return head
+                    if b"transfer-encoding: chunked" in lowered:
+                        body = await reader.readuntil(b"0\r\n\r\n")
+                    else:
+                        length = int(lowered.split(b"content-length: ")[1].split(b"\r\n")[0])
+                        body = await reader.readexactly(length)
+                return head + body
+
+            for _ in range(2):  # the second of each goes the fast path
+                out = (await ask("/plain")).lower()
+                assert b"keep-alive: timeout" not in out and b"proxy-authenticate" not in out
+                assert b"x-public: 1" in out and out.endswith(b"body")
+                out = (await ask("/named")).lower()
+                assert b"x-private" not in out and b"x-public: 2" in out
+                out = (await ask("/chunked")).lower()
+                assert b"transfer-encoding: chunked" in out and b"keep-alive: timeout" not in out
+                assert out.endswith(b"1\r\na\r\n1\r\nb\r\n0\r\n\r\n")
+                out = (await ask("/plain", "HEAD")).lower()
+                assert b"content-length: 4" in out
+            writer.close()
+            assert rt.counters()["fast_path"] >= 4
