@@ -176,6 +176,32 @@ def test_https_reports_tls_and_client_certificate(tls_files: dict[str, str], htt
     run(scenario)
 
 
+def test_https_can_require_a_client_certificate(tls_files: dict[str, str]) -> None:
+    spec = ServeSpec(
+        context=POD,
+        https=LOCAL,
+        cert=tls_files["cert"],
+        key=tls_files["key"],
+        client_ca=tls_files["client_ca"],
+        require_client_cert=True,
+    )
+
+    async def scenario() -> None:
+        async with EchoServer([spec]) as server:
+            url = f"https://{address(server, 'https')}/"
+            anonymous = ssl.create_default_context(cafile=tls_files["ca"])
+            async with httpx.AsyncClient(verify=anonymous) as client:
+                with pytest.raises(httpx.TransportError):
+                    await client.get(url, extensions={"sni_hostname": "echo.test"})
+            with_cert = ssl.create_default_context(cafile=tls_files["ca"])
+            with_cert.load_cert_chain(tls_files["client_cert"])
+            async with httpx.AsyncClient(verify=with_cert) as client:
+                response = await client.get(url, extensions={"sni_hostname": "echo.test"})
+            assert response.status_code == 200
+
+    run(scenario)
+
+
 async def _read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readexactly(2)
     size = head[1] & 0x7F

@@ -58,6 +58,7 @@ def test_serve_spec_forms() -> None:
         ("http", "expected key=value"),
         ("{not json", "not valid JSON"),
         ("[1]", "expected key=value"),
+        ("http=127.0.0.1:1,require_client_cert=true", "needs client_ca="),
     ],
 )
 def test_serve_spec_errors(text: str, message: str) -> None:

@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cert", help="server certificate (PEM file)")
     parser.add_argument("--key", help="server private key (PEM file)")
     parser.add_argument("--client-ca", help="ask HTTPS clients for a certificate and verify it against this CA")
+    parser.add_argument(
+        "--require-client-cert",
+        action="store_true",
+        help="with --client-ca: refuse HTTPS clients without a certificate",
+    )
     parser.add_argument("--namespace", default=os.environ.get("NAMESPACE", ""), help="namespace reported (NAMESPACE)")
     parser.add_argument("--service", default=os.environ.get("SERVICE_NAME", ""), help="service reported")
     parser.add_argument("--pod", default=os.environ.get("POD_NAME", ""), help="pod name reported (POD_NAME)")
@@ -49,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="SPEC",
         help="one identity: 'http=HOST:PORT,h2c=..,https=..,grpc=..,grpcs=..,tcp=..,tcps=..,udp=..,"
-        "namespace=..,service=..,pod=..,cert=..,key=..,client_ca=..' or the same keys as a JSON object",
+        "namespace=..,service=..,pod=..,cert=..,key=..,client_ca=..,require_client_cert=true' or the same keys as "
+        "a JSON object",
     )
     parser.add_argument("--request-log", help="append one JSON line per echoed request to this file")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
@@ -69,7 +75,14 @@ def _simple_spec(args: argparse.Namespace) -> ServeSpec | None:
     if not listeners:
         return None
     context = PodContext(namespace=args.namespace, ingress=args.ingress, service=args.service, pod=args.pod)
-    return ServeSpec(context=context, cert=args.cert, key=args.key, client_ca=args.client_ca, **listeners)
+    return ServeSpec(
+        context=context,
+        cert=args.cert,
+        key=args.key,
+        client_ca=args.client_ca,
+        require_client_cert=args.require_client_cert,
+        **listeners,
+    )
 
 
 def _announce(bound: list[BoundListener]) -> None:

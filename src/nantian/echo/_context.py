@@ -13,6 +13,7 @@ __all__ = ["PodContext", "ServeSpec", "SpecError", "parse_address", "parse_serve
 _LISTENER_KEYS = ("http", "h2c", "https", "grpc", "grpcs", "tcp", "tcps", "udp")
 _CONTEXT_KEYS = ("namespace", "ingress", "service", "pod")
 _FILE_KEYS = ("cert", "key", "client_ca")
+_FLAG_KEYS = ("require_client_cert",)
 
 
 class SpecError(ValueError):
@@ -45,7 +46,8 @@ class ServeSpec:
     """One identity and the listeners it serves, as one upstream echo-basic pod would.
 
     Every listener is optional; ``cert``/``key`` are PEM files needed by ``https``, ``grpcs`` and ``tcps``;
-    ``client_ca`` makes ``https`` ask for (and verify, when given) client certificates.
+    ``client_ca`` makes ``https`` ask for client certificates and verify those given (upstream:
+    ``VerifyClientCertIfGiven``); ``require_client_cert`` also refuses clients without one.
     """
 
     context: PodContext = PodContext()
@@ -68,8 +70,11 @@ class ServeSpec:
     cert: str | None = None
     key: str | None = None
     client_ca: str | None = None
+    require_client_cert: bool = False
 
     def __attrs_post_init__(self) -> None:
+        if self.require_client_cert and not self.client_ca:
+            raise SpecError("require_client_cert needs client_ca= (the CA that signs client certificates)")
         needs_tls = [name for name in ("https", "grpcs", "tcps") if getattr(self, name) is not None]
         if needs_tls and not (self.cert and self.key):
             raise SpecError(f"{', '.join(needs_tls)} needs cert= and key= (PEM files)")
@@ -87,12 +92,13 @@ class ServeSpec:
 
 
 def _from_mapping(values: Mapping[str, Any]) -> ServeSpec:
-    unknown = sorted(set(values) - set(_LISTENER_KEYS) - set(_CONTEXT_KEYS) - set(_FILE_KEYS))
+    unknown = sorted(set(values) - set(_LISTENER_KEYS) - set(_CONTEXT_KEYS) - set(_FILE_KEYS) - set(_FLAG_KEYS))
     if unknown:
         raise SpecError(f"unknown key(s) {', '.join(unknown)}")
     context = PodContext(**{k: str(values[k]) for k in _CONTEXT_KEYS if k in values})
     fields: dict[str, Any] = {k: parse_address(str(values[k])) for k in _LISTENER_KEYS if k in values}
     fields.update({k: str(values[k]) for k in _FILE_KEYS if k in values})
+    fields.update({k: str(values[k]).lower() in ("1", "true", "yes") for k in _FLAG_KEYS if k in values})
     return ServeSpec(context=context, **fields)
 
 
@@ -100,7 +106,7 @@ def parse_serve_spec(text: str) -> ServeSpec:
     """Parse a ``--serve`` value: ``key=value,...`` or a JSON object with the same keys.
 
     Keys: listeners ``http h2c https grpc grpcs tcp tcps udp`` (each ``HOST:PORT``), identity
-    ``namespace ingress service pod``, TLS files ``cert key client_ca``. Example:
+    ``namespace ingress service pod``, TLS files ``cert key client_ca``, flag ``require_client_cert``. Example:
     ``http=127.0.0.1:0,namespace=ns,service=web,pod=web-6d4f-abcde``.
 
     :raises SpecError: on unknown keys, bad addresses or TLS listeners without a certificate.

@@ -130,7 +130,13 @@ class EchoServer:
                 context = None
                 if kind == "https":
                     assert spec.cert and spec.key
-                    context = server_context(spec.cert, spec.key, alpn=("h2", "http/1.1"), client_ca=spec.client_ca)
+                    context = server_context(
+                        spec.cert,
+                        spec.key,
+                        alpn=("h2", "http/1.1"),
+                        client_ca=spec.client_ca,
+                        require_client_cert=spec.require_client_cert,
+                    )
                 site = Site(echo=echo, kind=kind, log=self.request_log)
                 server = await loop.create_server(
                     lambda site=site: _Dispatch(site, self._live), host, port, ssl=context
