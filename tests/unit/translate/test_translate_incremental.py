@@ -181,3 +181,156 @@ def test_removing_a_route_and_a_gateway() -> None:
         result = translator.translate(rs)
         _assert_same(result, translate(rs, OPTIONS))
         assert ref not in result.statuses
+
+
+def _doc(api: str, kind: str, name: str, namespace: str | None, **body: Any) -> Doc:
+    meta: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return {"apiVersion": api, "kind": kind, "metadata": meta, **body}
+
+
+def _gateway(hostname: str | None = None, selector: str = "a") -> Doc:
+    listener: dict[str, Any] = {
+        "name": "http",
+        "port": 80,
+        "protocol": "HTTP",
+        "allowedRoutes": {"namespaces": {"from": "Selector", "selector": {"matchLabels": {"team": selector}}}},
+    }
+    if hostname is not None:
+        listener["hostname"] = hostname
+    return _doc(
+        f"{GATEWAY_API}/v1", "Gateway", "gw", "infra", spec={"gatewayClassName": "nantian", "listeners": [listener]}
+    )
+
+
+def _namespace(name: str, team: str) -> Doc:
+    return _doc("v1", "Namespace", name, None) | {"metadata": {"name": name, "labels": {"team": team}}}
+
+
+def _service(name: str, namespace: str, port: int = 80) -> Doc:
+    return _doc("v1", "Service", name, namespace, spec={"ports": [{"name": "http", "port": port, "targetPort": 8080}]})
+
+
+def _slice(service: str, namespace: str, address: str) -> Doc:
+    doc = _doc(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        f"{service}-x",
+        namespace,
+        addressType="IPv4",
+        endpoints=[{"addresses": [address], "conditions": {"ready": True}}],
+        ports=[{"name": "http", "port": 8080, "protocol": "TCP"}],
+    )
+    doc["metadata"]["labels"] = {"kubernetes.io/service-name": service}
+    return doc
+
+
+def _route(filter_target: str = "ext") -> Doc:
+    return _doc(
+        f"{GATEWAY_API}/v1",
+        "HTTPRoute",
+        "r",
+        "apps",
+        spec={
+            "parentRefs": [{"name": "gw", "namespace": "infra"}],
+            "hostnames": ["app.example.com"],
+            "rules": [
+                {
+                    "filters": [
+                        {
+                            "type": "ExtensionRef",
+                            "extensionRef": {"group": "example.com", "kind": "Example", "name": filter_target},
+                        }
+                    ],
+                    "backendRefs": [{"name": "svc", "port": 80}, {"name": "svc2", "namespace": "other", "port": 80}],
+                }
+            ],
+        },
+    )
+
+
+def _extension(value: int) -> Doc:
+    return _doc("example.com/v1", "Example", "ext", "apps", spec={"value": value})
+
+
+def _grant() -> Doc:
+    return _doc(
+        f"{GATEWAY_API}/v1beta1",
+        "ReferenceGrant",
+        "allow",
+        "other",
+        spec={
+            "from": [{"group": GATEWAY_API, "kind": "HTTPRoute", "namespace": "apps"}],
+            "to": [{"group": "", "kind": "Service"}],
+        },
+    )
+
+
+def _policy() -> Doc:
+    return _doc(
+        f"{GATEWAY_API}/v1",
+        "BackendTLSPolicy",
+        "tls",
+        "apps",
+        spec={
+            "targetRefs": [{"group": "", "kind": "Service", "name": "svc"}],
+            "validation": {"wellKnownCACertificates": "System", "hostname": "svc.apps"},
+        },
+    )
+
+
+BASE_DOCS: list[Doc] = [
+    _doc(f"{GATEWAY_API}/v1", "GatewayClass", "nantian", None, spec={"controllerName": nst.OUR_CONTROLLER}),
+    _gateway(),
+    _namespace("apps", "a"),
+    _namespace("other", "a"),
+    _service("svc", "apps"),
+    _slice("svc", "apps", "10.0.0.1"),
+    _service("svc2", "other"),
+    _slice("svc2", "other", "10.0.1.1"),
+    _route(),
+    _extension(1),
+]
+
+
+def _obj(doc: Doc) -> KubeObject:
+    return parse_object(doc)
+
+
+# Each step changes one input a route, a cluster or a Gateway reads, and must show in the next translation.
+STEPS: list[tuple[str, Doc | ObjectRef]] = [
+    ("namespace labels: the listener's selector no longer admits the route", _namespace("apps", "b")),
+    ("namespace labels back", _namespace("apps", "a")),
+    ("EndpointSlice: new endpoint address", _slice("svc", "apps", "10.0.0.2")),
+    ("ReferenceGrant: the cross-namespace backend is permitted", _grant()),
+    ("ExtensionRef target changes", _extension(2)),
+    ("ExtensionRef target goes away", ObjectRef("Example", "apps", "ext")),
+    ("ExtensionRef target comes back", _extension(3)),
+    ("BackendTLSPolicy for the Service", _policy()),
+    ("Service port changes: backend not found", _service("svc", "apps", port=81)),
+    ("Service port back", _service("svc", "apps")),
+    ("Gateway listener hostname", _gateway(hostname="*.example.com")),
+    ("Gateway selector", _gateway(selector="b")),
+    ("ReferenceGrant removed", ObjectRef("ReferenceGrant", "other", "allow")),
+    ("route replaced", _route(filter_target="other")),
+    ("GatewayClass removed", ObjectRef("GatewayClass", "", "nantian")),
+]
+
+
+def test_each_kind_of_input_change_shows_in_the_next_incremental_translation() -> None:
+    rs = ResourceSet.from_objects([_obj(d) for d in BASE_DOCS])
+    translator = Translator(OPTIONS)
+    previous = translator.translate(rs)
+    _assert_same(previous, translate(rs, OPTIONS))
+    for what, change in STEPS:
+        rs = rs.without(change) if isinstance(change, ObjectRef) else rs.with_object(_obj(change))
+        result = translator.translate(rs)
+        scratch = translate(rs, OPTIONS)
+        assert result.snapshot.version == scratch.snapshot.version, what
+        assert dict(result.statuses) == dict(scratch.statuses), what
+        assert (result.snapshot.version, dict(result.statuses)) != (
+            previous.snapshot.version,
+            dict(previous.statuses),
+        ), f"{what}: the step changes nothing, so it tests nothing"
+        previous = result
