@@ -318,6 +318,8 @@ class H2Core:
         self._conn.decoder.max_header_list_size = max_header_list_size
         self._conn.encoder = StatelessEncoder()  # type: ignore[assignment]
         self._connection_window = max(connection_window_size, initial_window_size)
+        self.max_inbound_streams = max_concurrent_streams
+        """The stream limit we advertise."""
         self._outbound: dict[int, _Outbound] = {}
         self._goaway = b""
         self._scanner = FrameScanner(preface=0 if client_side else len(PREFACE))
@@ -328,8 +330,16 @@ class H2Core:
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     def initiate(self) -> None:
-        """Queue our preface (client) and SETTINGS; grow the connection receive window to its configured size."""
+        """Queue our preface (client) and SETTINGS; grow the connection receive window to its configured size.
+
+        Server side, once the peer acknowledged our SETTINGS, h2 itself only rejects streams far beyond the advertised
+        limit (as a connection error); the caller refuses the ones just beyond it with REFUSED_STREAM, which RFC 9113
+        section 5.1.2 prefers (see :attr:`max_inbound_streams`).
+        """
         self._conn.initiate_connection()
+        if not self.client_side:
+            # Takes effect with the peer's ACK of the SETTINGS frame just queued, which still advertises the limit.
+            self._conn.local_settings.max_concurrent_streams = 2 * self.max_inbound_streams + 100
         extra = self._connection_window - 65535
         if extra > 0:
             self._conn.increment_flow_control_window(extra)

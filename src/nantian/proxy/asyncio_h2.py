@@ -311,8 +311,8 @@ class H2ServerProtocol(H2Protocol):
         sid = event.stream_id
         if sid in self.streams:
             return  # h2 reports trailers separately; a second head cannot happen
-        if self.core.closed:
-            self.core.reset(sid, h2.errors.ErrorCodes.REFUSED_STREAM)
+        if self.core.closed or len(self._tasks) >= self.core.max_inbound_streams:
+            self.core.reset(sid, h2.errors.ErrorCodes.REFUSED_STREAM)  # draining, or over the advertised limit
             return
         head, protocol = _request_head(event.headers, client=self._client, tls=self.tls)
         stream = H2Stream(self, sid, _content_length(head.headers))

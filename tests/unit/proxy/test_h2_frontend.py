@@ -507,3 +507,30 @@ async def test_an_oversized_header_block_is_refused() -> None:
         finally:
             client.close()
     assert handler.seen == []
+
+
+async def test_streams_over_the_advertised_limit_are_refused() -> None:
+    handler = Handler()
+    async with serving(handler, options=H2Options(max_concurrent_streams=2)) as port:
+        client = await RawClient.connect(port)
+        try:
+            await client.until(h2.events.RemoteSettingsChanged)  # the client's ACK goes out with the next flush
+            # This client ignores the server's limit from here on.
+            client.conn.remote_settings.max_concurrent_streams = 100
+            client.conn.remote_settings.acknowledge()
+            for sid in (1, 3, 5):
+                client.conn.send_headers(sid, _req("/slow"), end_stream=True)
+            await client.flush()
+            refused = await client.until(h2.events.StreamReset, 5)
+            assert isinstance(refused, h2.events.StreamReset)
+            assert refused.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+            handler.release.set()
+            await client.until(h2.events.StreamEnded, 1)
+            await client.until(h2.events.StreamEnded, 3)
+            # The connection lives on: a new stream is served.
+            client.conn.send_headers(7, _req("/after"), end_stream=True)
+            await client.flush()
+            await client.until(h2.events.StreamEnded, 7)
+        finally:
+            client.close()
+    assert len(handler.seen) == 3
