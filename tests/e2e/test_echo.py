@@ -250,6 +250,33 @@ def test_malformed_request_gets_400_and_close() -> None:
     run(scenario)
 
 
+def test_request_then_half_close_is_answered_and_closed() -> None:
+    async def scenario() -> None:
+        async with EchoServer([ServeSpec(context=POD, http=LOCAL)]) as server:
+            host, port = address(server, "http").rsplit(":", 1)
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET /eof?delay=50ms HTTP/1.1\r\nHost: x\r\n\r\n")
+            writer.write_eof()
+            answer = await asyncio.wait_for(reader.read(), 5)  # complete: the server closes after answering
+            assert answer.startswith(b"HTTP/1.1 200 OK") and b'"path": "/eof?delay=50ms"' in answer
+            writer.close()
+
+    run(scenario)
+
+
+def test_oversized_request_head_gets_431() -> None:
+    async def scenario() -> None:
+        async with EchoServer([ServeSpec(context=POD, http=LOCAL)]) as server:
+            host, port = address(server, "http").rsplit(":", 1)
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 5)
+            assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+            writer.close()
+
+    run(scenario)
+
+
 def test_expect_100_continue_is_answered_before_the_body() -> None:
     async def scenario() -> None:
         async with EchoServer([ServeSpec(context=POD, http=LOCAL)]) as server:

@@ -22,6 +22,12 @@ __all__ = ["Http1Connection"]
 log = logging.getLogger(__name__)
 
 _MAX_PIPELINE = 64
+_MAX_HEAD = 64 * 1024
+_LINGER = 0.5
+
+
+class _HeadTooLarge(Exception):
+    """The request line and headers exceed :data:`_MAX_HEAD` bytes."""
 
 
 def _reason(status: int) -> str:
@@ -42,6 +48,13 @@ class _Parsed:
         self.keep_alive = True
         self.upgrade = False
         self.error: str | None = None
+        self.status = 400
+        self.head_size = 0
+
+    def grow(self, size: int) -> None:
+        self.head_size += size
+        if self.head_size > _MAX_HEAD:
+            raise _HeadTooLarge
 
 
 class Http1Connection(asyncio.Protocol):
@@ -56,11 +69,13 @@ class Http1Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._current = _Parsed()
-        self._queue: asyncio.Queue[_Parsed] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Parsed | None] = asyncio.Queue()  # None: the client sent EOF
         self._task: asyncio.Task[None] | None = None
         self._tail = bytearray()
         self._upgraded = False
         self._websocket: WebSocketEcho | None = None
+        self._broken = False
+        self._eof = asyncio.Event()
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -68,6 +83,8 @@ class Http1Connection(asyncio.Protocol):
         self._task = asyncio.get_running_loop().create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
+        if self._broken:
+            return  # after a malformed request: discard until the lingering close ends
         if self._websocket is not None:
             self._websocket_data(data)
             return
@@ -81,14 +98,24 @@ class Http1Connection(asyncio.Protocol):
             self._tail += data[int(exc.args[0]) :]
         except httptools.HttpParserError as exc:
             bad = _Parsed()
-            bad.error = f"malformed request: {exc}"
+            if isinstance(exc.__context__, _HeadTooLarge):
+                bad.error, bad.status = f"request head larger than {_MAX_HEAD} bytes", 431
+            else:
+                bad.error = f"malformed request: {exc}"
             self._queue.put_nowait(bad)
-            if self._transport is not None:
-                self._transport.pause_reading()
+            self._broken = True
         if self._queue.qsize() > _MAX_PIPELINE and self._transport is not None:
             self._transport.pause_reading()
 
+    def eof_received(self) -> bool | None:
+        self._eof.set()
+        if self._websocket is not None:
+            return None
+        self._queue.put_nowait(None)
+        return True  # keep the transport open: queued answers still go out after the client's FIN
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._eof.set()
         if self._task is not None:
             self._task.cancel()
 
@@ -97,9 +124,11 @@ class Http1Connection(asyncio.Protocol):
         self._current = _Parsed()
 
     def on_url(self, url: bytes) -> None:
+        self._current.grow(len(url))
         self._current.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._current.grow(len(name) + len(value) + 4)
         self._current.headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -122,21 +151,34 @@ class Http1Connection(asyncio.Protocol):
         try:
             while not transport.is_closing():
                 parsed = await self._queue.get()
+                if parsed is None:
+                    break
                 if self._queue.qsize() <= _MAX_PIPELINE // 2 and not self._upgraded:
                     with contextlib.suppress(RuntimeError):
                         transport.resume_reading()
                 if not await self._answer(parsed, transport):
                     break
+            if self._broken and not transport.is_closing():
+                await self._linger(transport)
         except OSError as exc:
             log.debug("echo.http1.connection_error error=%s", exc)
         finally:
             if self._websocket is None and not transport.is_closing():
                 transport.close()
 
+    async def _linger(self, transport: asyncio.Transport) -> None:
+        """Half-close and discard input for a moment, so the error answer is not lost to a reset (as Go does)."""
+        if transport.can_write_eof():
+            transport.write_eof()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._eof.wait(), _LINGER)
+
     async def _answer(self, parsed: _Parsed, transport: asyncio.Transport) -> bool:
         """Answer one request; returns whether the connection stays open for more."""
         if parsed.error is not None:
-            self._write(transport, Reply(status=400, body=parsed.error.encode()), keep_alive=False, head=False)
+            self._write(
+                transport, Reply(status=parsed.status, body=parsed.error.encode()), keep_alive=False, head=False
+            )
             return False
         request = self._request(parsed, transport)
         if self._require_h2c:
