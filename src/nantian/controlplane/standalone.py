@@ -17,6 +17,7 @@ from nantian.admin import AdminServer
 from nantian.controlplane.metrics import ControlPlaneMetrics
 from nantian.controlplane.nodes import node_documents
 from nantian.controlplane.reconciler import Reconciled, Reconciler
+from nantian.errors import SourceError
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
@@ -91,7 +92,11 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
     """Run until ``stop`` is set (or SIGTERM/SIGINT), then drain in-flight requests and return 0."""
     pm = get_plugin_manager()
     url = options.source_url
-    source = pm.hook.nantian_resource_source(url=url)
+    try:
+        source = pm.hook.nantian_resource_source(url=url)
+    except SourceError as exc:
+        log.error("standalone.source_failed url=%s error=%s", url, exc)
+        return 2
     if source is None:
         log.error("standalone.no_source url=%s", url)
         return 2
