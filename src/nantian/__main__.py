@@ -1,4 +1,7 @@
-from nantian.cli import main
+"""``python -m nantian``: the nantian command."""
+
 import sys
+
+from nantian.cli import main
 
 sys.exit(main())

@@ -25,6 +25,7 @@ from nantian.admin import AdminServer
 from nantian.controlplane.metrics import ControlPlaneMetrics
 from nantian.controlplane.nodes import node_documents
 from nantian.controlplane.reconciler import Reconciled, Reconciler
+from nantian.errors import SourceError
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.translate import TranslateOptions
@@ -193,7 +194,7 @@ async def run_controller(options: ControllerOptions, *, stop: asyncio.Event | No
     controller = Controller(options)
     try:
         await controller.start()
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SourceError) as exc:
         log.error("controller.start_failed error=%s", exc)
         await controller.stop()
         return 2
