@@ -21,11 +21,14 @@ import attrs
 import grpc
 import grpc.aio
 import httpx
+import pytest
 
 from nantian import ir
 from nantian._proto.gateway_api_conformance import grpcecho_pb2, grpcecho_pb2_grpc
 from nantian.echo import EchoServer, PodContext, ServeSpec
 from nantian.proxy import ProxyRuntime, RuntimeOptions
+
+pytestmark = pytest.mark.e2e
 
 TIMEOUT = 10.0
 SERVICE = "gateway_api_conformance.echo_basic.grpcecho.GrpcEcho"

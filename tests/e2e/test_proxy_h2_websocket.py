@@ -12,10 +12,13 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import pytest
 
 from nantian import ir
 from nantian.echo import EchoServer, PodContext, ServeSpec
 from nantian.proxy import ProxyRuntime, RuntimeOptions
+
+pytestmark = pytest.mark.e2e
 
 TIMEOUT = 10.0
 

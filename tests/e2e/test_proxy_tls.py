@@ -19,6 +19,8 @@ from nantian import ir
 from nantian.echo import EchoServer, PodContext, ServeSpec
 from nantian.proxy import ProxyRuntime, RuntimeOptions
 
+pytestmark = pytest.mark.e2e
+
 TIMEOUT = 10.0
 SNI_NAMES = ("example.org", "second-example.org", "*.wildcard.org", "unknown-example.org")
 

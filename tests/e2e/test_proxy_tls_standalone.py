@@ -26,6 +26,8 @@ import yaml
 
 from nantian._proto.gateway_api_conformance import grpcecho_pb2, grpcecho_pb2_grpc
 
+pytestmark = pytest.mark.e2e
+
 ADDRESS = "127.0.0.12"
 GW_API = "gateway.networking.k8s.io/v1"
 TIMEOUT = 10.0
