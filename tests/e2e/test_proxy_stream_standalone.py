@@ -21,6 +21,8 @@ import pytest
 import trustme
 import yaml
 
+pytestmark = pytest.mark.e2e
+
 ADDRESS = "127.0.0.13"
 GW_API = "gateway.networking.k8s.io/v1"
 GW_API_ALPHA = "gateway.networking.k8s.io/v1alpha2"
