@@ -140,6 +140,9 @@ class RelayConnection(asyncio.Protocol):
             self._ready()
 
     def eof_received(self) -> bool:
+        if self._on_ready is not None or (self._tls is not None and not self._tls.handshake_done):
+            self.stop("downstream closed before an upstream was chosen")  # e.g. within its ClientHello
+            return True
         self.feed(EofReceived(Side.DOWNSTREAM))
         return True
 

@@ -332,3 +332,19 @@ async def test_terminate_requires_client_certificates_when_validation_asks(ca: t
             with_cert = client_context(ca)
             client_ca.issue_cert("client.example").configure_cert(with_cert)
             assert await greeting(port, with_cert, "t.example") == ("T", b"ping")
+
+
+async def test_a_client_closing_within_its_client_hello_is_closed_at_once(ca: trustme.CA) -> None:
+    port = free_port()
+    lst = tls_listener(port, ir.TlsMode.PASSTHROUGH, tls_route("a", "ca", "a.example"))
+    async with running(ir.Snapshot.build([lst], [cluster("ca", free_port())])) as rt:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"\x16\x03\x01\x00\x50\x01")  # a record header and the start of a ClientHello
+            writer.write_eof()
+            async with asyncio.timeout(1.0):  # well within the hello timeout
+                with contextlib.suppress(ConnectionResetError):
+                    assert await reader.read() == b""
+        finally:
+            writer.close()
+        assert rt.counters()["active_connections"] == 0
