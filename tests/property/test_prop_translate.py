@@ -212,6 +212,46 @@ def check_no_cross_namespace_certificate_without_a_reference_grant(world: World,
                 )
 
 
+def _normalized_parent_ref(ref: Mapping[str, Any], route_ns: str) -> dict[str, Any]:
+    out = {
+        "group": ref.get("group", GATEWAY_API),
+        "kind": ref.get("kind", "Gateway"),
+        "namespace": ref.get("namespace", route_ns),
+        "name": ref["name"],
+    }
+    out.update({k: ref[k] for k in ("sectionName", "port") if k in ref})
+    return out
+
+
+def check_statuses_describe_the_input(world: World, t: Translation) -> None:
+    for ref, status in t.statuses.items():
+        doc = world.get(ref.kind, ref.namespace, ref.name)
+        assert doc is not None, f"status for {ref}, which is not in the input"
+        generation = doc["metadata"].get("generation", 1)
+        entries = status.get("parents", ())
+        if entries:
+            refs = [_normalized_parent_ref(p, ref.namespace) for p in doc["spec"]["parentRefs"]]
+            for entry in entries:
+                assert entry["parentRef"] in refs, f"{ref}: status for a parentRef it does not have"
+        conditions = [c for e in entries for c in e["conditions"]] + list(status.get("conditions", ()))
+        conditions += [c for lst in status.get("listeners", ()) for c in lst["conditions"]]
+        assert all(c["observedGeneration"] == generation for c in conditions), f"{ref}: stale observedGeneration"
+        assert all("lastTransitionTime" not in c for c in conditions), "the status writer stamps times, not translate"
+
+
+def check_gateway_addresses(t: Translation) -> None:
+    addresses = {
+        f"{ref.namespace}/{ref.name}": [a["value"] for a in status.get("addresses", ())]
+        for ref, status in t.statuses.items()
+        if ref.kind == "Gateway"
+    }
+    every = [a for values in addresses.values() for a in values]
+    assert len(every) == len(set(every)), f"Gateways share an address: {addresses}"
+    assert "127.0.0.1" not in every
+    for lst in t.snapshot.listeners:
+        assert lst.address in addresses.get(lst.gateway, ()), f"{lst.name} binds an address its Gateway lacks"
+
+
 @given(nst.documents(valid=None), st.integers(min_value=0, max_value=2**32))
 def test_translate_never_raises_and_ignores_input_order(docs: list[dict[str, Any]], seed: int) -> None:
     a = _translate(docs)
@@ -233,6 +273,8 @@ def test_translation_follows_gateway_api_rules(docs: list[dict[str, Any]]) -> No
     check_virtual_host_names_are_listener_route_intersections(world, t)
     check_no_cross_namespace_backend_without_a_reference_grant(world, t)
     check_no_cross_namespace_certificate_without_a_reference_grant(world, t)
+    check_statuses_describe_the_input(world, t)
+    check_gateway_addresses(t)
 
 
 def _changed(doc: Mapping[str, Any]) -> dict[str, Any]:
