@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable, MutableSet
 from typing import cast
@@ -23,6 +24,7 @@ import httptools
 from nantian.errors import RemoteProtocolError
 from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_response_head, status_line
 from nantian.proxy.bodies import StreamBody
+from nantian.proxy.deadlines import Deadlines
 from nantian.proxy.exchange import BodySource, ByteStream, EmptyBody, Exchange, Headers, ListenerRef, RequestHead
 from nantian.proxy.fastpath import FastForward, try_fast
 
@@ -46,6 +48,17 @@ class Http1Options:
 
 LINGER = 2.0
 """Seconds a connection closed after an error answer keeps discarding input."""
+
+
+_LOOP_DEADLINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = weakref.WeakKeyDictionary()
+
+
+def _deadlines_of(loop: asyncio.AbstractEventLoop) -> Deadlines:
+    """The loop's shared :class:`Deadlines` (for servers made without the runtime's)."""
+    found = _LOOP_DEADLINES.get(loop)
+    if found is None:
+        found = _LOOP_DEADLINES[loop] = Deadlines(loop)
+    return found
 
 
 class _State(enum.Enum):
@@ -244,6 +257,7 @@ class Http1Server(asyncio.Protocol):
     :param sni_section: HTTPS: the section the TLS handshake chose by SNI (for 421 detection).
     :param connections: The runtime's set of open connections (for drain, limits and timeouts).
     :param on_error: Called with the status of every request answered here because it was malformed.
+    :param deadlines: Where the fast path keeps its timeouts (default: one shared per event loop).
     """
 
     def __init__(
@@ -256,6 +270,7 @@ class Http1Server(asyncio.Protocol):
         sni: str | None = None,
         connections: MutableSet[object] | None = None,
         on_error: Callable[[int], None] | None = None,
+        deadlines: Deadlines | None = None,
     ) -> None:
         self.listener = listener
         self.options = options or Http1Options()
@@ -272,6 +287,7 @@ class Http1Server(asyncio.Protocol):
         self.write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
+        self._deadlines = deadlines if deadlines is not None else _deadlines_of(self._loop)
         # the request being parsed
         self._url = b""
         self._headers: Headers = []
@@ -538,7 +554,9 @@ class Http1Server(asyncio.Protocol):
         self.state = _State.BUSY
         if cycle.body is None and cycle.exchange.upgrade is None:
             try:
-                self._fast = try_fast(self.listener.current, cycle.exchange, cycle.response, self._fallback, self._loop)
+                self._fast = try_fast(
+                    self.listener.current, cycle.exchange, cycle.response, self._fallback, self._loop, self._deadlines
+                )
             except Exception:
                 log.error("http1.fast_path_failed listener=%s", self.listener.name, exc_info=True)
                 self._fast = None

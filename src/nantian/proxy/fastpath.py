@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from nantian.proxy._http1 import end_to_end
+from nantian.proxy.deadlines import Deadlines, Expirable
 from nantian.proxy.exchange import Exchange, Headers, UpstreamError, UpstreamRequest
 from nantian.proxy.filters import apply_header_modifier
 from nantian.proxy.handler import CompiledListener
@@ -48,7 +49,12 @@ class SyncSink(Protocol):
 
 
 def try_fast(
-    handler: object, ex: Exchange, sink: SyncSink, fallback: Callable[[], None], loop: asyncio.AbstractEventLoop
+    handler: object,
+    ex: Exchange,
+    sink: SyncSink,
+    fallback: Callable[[], None],
+    loop: asyncio.AbstractEventLoop,
+    deadlines: Deadlines,
 ) -> FastForward | None:
     """Start serving ``ex`` on the fast path and return its state, or ``None`` when it does not qualify."""
     if type(handler) is not CompiledListener:
@@ -66,7 +72,7 @@ def try_fast(
     if conn is None:
         return None
     req = plan.fast_request(ex, path, query, backend)
-    fast = FastForward(handler, plan, backend, ex, sink, pool, conn, fallback, loop)
+    fast = FastForward(handler, plan, backend, ex, sink, pool, conn, fallback, loop, deadlines)
     fast.start(req)
     return fast
 
@@ -75,6 +81,7 @@ class FastForward:
     """One request on the fast path; the upstream connection's response consumer."""
 
     __slots__ = (
+        "_deadlines",
         "_done",
         "_timer",
         "_waiting_head",
@@ -104,6 +111,7 @@ class FastForward:
         conn: Http1Connection,
         fallback: Callable[[], None],
         loop: asyncio.AbstractEventLoop,
+        deadlines: Deadlines,
     ) -> None:
         self.listener = listener
         self.plan = plan
@@ -117,7 +125,9 @@ class FastForward:
         self.sent = 0
         self.status = 0
         self.upstream_seconds: float | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadlines = deadlines
+        self._timer: set[Expirable] | None = None
+        """The deadline bucket this request is in (``discard`` cancels)."""
         self._waiting_head = True
         self._done = False
         self.started_at = 0.0
@@ -134,7 +144,7 @@ class FastForward:
             try_deadline = now + plan.try_timeout
             deadline = try_deadline if deadline is None else min(deadline, try_deadline)
         if deadline is not None:
-            self._timer = loop.call_at(deadline, self._timeout)
+            self._timer = self._deadlines.add(deadline, self)
         self.pool._active += 1
         self.listener.metrics.counts["fast_path"] += 1
         plan_route = plan.route
@@ -174,10 +184,10 @@ class FastForward:
         self.upstream_seconds = self.loop.time() - self.started_at
         plan = self.plan
         if self._timer is not None and plan.try_timeout is not None:
-            self._timer.cancel()
+            self._timer.discard(self)
             self._timer = None
             if plan.request_timeout is not None:
-                self._timer = self.loop.call_at(self.ex.received_at + plan.request_timeout, self._timeout)
+                self._timer = self._deadlines.add(self.ex.received_at + plan.request_timeout, self)
 
     def on_body(self, data: bytes) -> None:
         if self._done:
@@ -220,7 +230,8 @@ class FastForward:
             self.sink.abort()
 
     # -- local decisions -----------------------------------------------------------------------------------------
-    def _timeout(self) -> None:
+    def expire(self) -> None:
+        """The request or backend-request deadline passed."""
         self._timer = None
         if self._done:
             return
@@ -259,7 +270,7 @@ class FastForward:
         self._done = True
         self.pool._active -= 1
         if self._timer is not None:
-            self._timer.cancel()
+            self._timer.discard(self)
             self._timer = None
         if record:
             self.listener.record(
