@@ -268,6 +268,7 @@ def test_translation_follows_gateway_api_rules(docs: list[dict[str, Any]]) -> No
     resources = nst.build_resource_set(docs)
     assert not resources.errors, "valid generated documents all parse"
     world = World(docs)
+    assert len(world.docs) == len(docs), "generated sets name each object once"
     t = translate(resources, OPTIONS)
     check_served_routes_are_accepted_by_an_admitting_listener(world, t)
     check_virtual_host_names_are_listener_route_intersections(world, t)
