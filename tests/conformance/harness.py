@@ -178,6 +178,10 @@ class Gateway:
             time.sleep(0.1)
         raise HarnessError(f"not ready after {timeout} s: " + " | ".join(p.tail(10) for p in self.processes))
 
+    def log_tail(self, lines: int = 15) -> str:
+        """The last stderr lines of every process under test (for failure messages)."""
+        return "\n".join(f"--- {p.name} stderr (last {lines} lines)\n{p.tail(lines)}" for p in self.processes)
+
     def check_alive(self) -> None:
         for process in self.processes:
             if not process.alive():

@@ -27,4 +27,8 @@ async def test_case(
     if slug in UNSUPPORTED:
         assert failures, f"{slug} passes now: remove it from tests/conformance/unsupported.py ({UNSUPPORTED[slug]})"
         return
-    assert not failures, f"{case.name}: {result.passed}/{len(result.checks)} checks pass\n" + "\n".join(failures[:40])
+    if failures:
+        logs = conformance_session.gateway.log_tail()
+        pytest.fail(
+            f"{case.name}: {result.passed}/{len(result.checks)} checks pass\n" + "\n".join(failures[:40]) + "\n" + logs
+        )
