@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from nantian import ir
 from nantian.resources import ObjectRef, parse_object
 from nantian.testing import strategies as nst
-from nantian.translate import TranslateOptions, Translation, translate
+from nantian.translate import TranslateOptions, Translation, Translator, translate
 
 GATEWAY_API = nst.GATEWAY_API
 OPTIONS = TranslateOptions(controller_name=nst.OUR_CONTROLLER, address_pool="127.0.0.0/8")
@@ -309,3 +309,9 @@ def test_incremental_changes_match_a_rebuild(docs: list[dict[str, Any]], data: s
     a, b = translate(incremental, OPTIONS), translate(rebuilt, OPTIONS)
     assert a.snapshot == b.snapshot
     assert a.statuses == b.statuses
+    # A Translator that saw the set before the change re-translates incrementally, to the same result.
+    translator = Translator(OPTIONS)
+    translator.translate(resources)
+    c = translator.translate(incremental)
+    assert c.snapshot == b.snapshot
+    assert c.statuses == b.statuses
