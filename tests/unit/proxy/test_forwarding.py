@@ -455,15 +455,30 @@ async def test_plugin_filters_change_requests_answer_locally_and_fail_with_500()
 
 
 async def test_upstream_closing_early_gives_502_and_body_truncation_aborts() -> None:
-    async def truncate(seen: Seen) -> tuple[int, list[tuple[str, str]], bytes] | None:
-        return None
-
     async with Upstream() as up:
         port = free_port()
         snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
         async with running(snap), _client() as c:
             assert (await c.get(f"http://127.0.0.1:{port}/close")).status_code == 502
             assert (await c.get(f"http://127.0.0.1:{port}/ok")).status_code == 200
+
+    async def short_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(short_body, "127.0.0.1", 0)
+    try:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", server.sockets[0].getsockname()[1])])
+        async with running(snap):
+            out = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert status_of(head) == 200 and b"content-length: 100" in head.lower()
+        assert body == b"0123456789"  # the client sees the truncation: the connection closed early
+    finally:
+        server.close()
 
 
 async def test_access_log_line(caplog: object) -> None:
