@@ -273,6 +273,8 @@ VALIDATED_CASES = (
     "backendtlspolicy",
     "gateway-tls-backend-client-certificate",
     "gateway-with-clientcertificate-validation",
+    "gateway-with-clientcertificate-validation-insecure-fallback",
+    "httproute-cors",
     "grpcroute-header-matching",
     "tlsroute-mixed-termination-same-namespace",
     "tcproute-parentref-attach-all",

@@ -126,3 +126,29 @@ def test_listeners_and_port_offset() -> None:
     lst.filter_chains[0].filters[0].typed_config.Unpack(manager)
     domains = [list(vh.domains) for vh in manager.route_config.virtual_hosts]
     assert domains == [["x.example", "x.example:10080"], ["*"]]  # the specific section first
+
+
+def test_cors_policy() -> None:
+    import re
+
+    from envoy.extensions.filters.http.cors.v3 import cors_pb2
+
+    r = route(
+        _route(
+            cors=ir.Cors(
+                allow_origins=("https://app.example", "https://*.example.com", "*"),
+                allow_methods=("GET", "POST"),
+                max_age=60,
+                allow_credentials=True,
+            ),
+            backends=(ir.WeightedCluster(cluster="ns/a:80"),),
+        )
+    )
+    policy = cors_pb2.CorsPolicy()
+    r.typed_per_filter_config["envoy.filters.http.cors"].Unpack(policy)
+    exact, wildcard, anything = policy.allow_origin_string_match
+    assert exact.exact == "https://app.example"
+    assert re.fullmatch(wildcard.safe_regex.regex, "https://a.example.com")
+    assert not re.fullmatch(wildcard.safe_regex.regex, "https://example.org")
+    assert anything.safe_regex.regex == ".*"
+    assert policy.allow_methods == "GET, POST" and policy.max_age == "60" and policy.allow_credentials.value

@@ -8,8 +8,9 @@ and per-try timeouts; retries; direct responses; clusters with static endpoints,
 h2c and upstream TLS (CA bundle or system roots, SNI, subject alt names, client certificate).
 
 UDP listeners go to their route's first backend (Envoy's UDP proxy has no weights). Not translated (logged,
-and listed in the module-level :data:`UNSUPPORTED`): CORS, plugin filters, client-certificate validation
-modes other than "allow valid only", gRPC-shaped local answers, and 421 answers for misdirected requests.
+and listed in the module-level :data:`UNSUPPORTED`): plugin filters, gRPC-shaped local answers, and 421 answers
+for misdirected requests. CORS uses Envoy's CORS filter; AllowInsecureFallback accepts untrusted client
+certificates (and none).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from google.protobuf import any_pb2, wrappers_pb2
 
 from nantian.ir import (
     AppProtocol,
+    ClientValidationMode,
     Cluster,
     Listener,
     LoadBalancer,
@@ -53,9 +55,7 @@ CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 
 UNSUPPORTED = (
     "UDP weights (the first backend gets the traffic)",
-    "CORS",
     "plugin filters",
-    "AllowInsecureFallback client validation",
     "gRPC-shaped local answers",
     "421 for misdirected requests",
 )
@@ -139,6 +139,7 @@ def clusters(snapshot: Snapshot) -> list[cluster_pb2.Cluster]:
 def _hcm(lst: Listener, port: int) -> listener_components_pb2.Filter:
     manager = hcm_pb2.HttpConnectionManager(stat_prefix=lst.name.replace("/", "_"))
     manager.route_config.CopyFrom(route_configuration(lst.name, lst.virtual_hosts, port))
+    manager.http_filters.add(name="envoy.filters.http.cors", typed_config=pack(_cors_filter()))
     manager.http_filters.add(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))
     return listener_components_pb2.Filter(
         name="envoy.filters.network.http_connection_manager", typed_config=pack(manager)
@@ -176,8 +177,13 @@ def listener(lst: Listener, secrets: dict[str, Secret], port_offset: int = 0) ->
             tls.common_tls_context.alpn_protocols.extend(["h2", "http/1.1"])
             if cert.client_validation is not None:
                 cas = [_secret_text(secrets, s, "ca_bundle") for s in cert.client_validation.ca_secrets]
-                tls.common_tls_context.validation_context.trusted_ca.inline_string = "".join(x for x in cas if x)
-                tls.require_client_certificate.value = True
+                validation = tls.common_tls_context.validation_context
+                validation.trusted_ca.inline_string = "".join(x for x in cas if x)
+                if cert.client_validation.mode is ClientValidationMode.ALLOW_INSECURE_FALLBACK:
+                    validation.trust_chain_verification = validation.ACCEPT_UNTRUSTED
+                    tls.require_client_certificate.value = False
+                else:
+                    tls.require_client_certificate.value = True
             chain_out = out.filter_chains.add(filters=[_hcm(lst, port)])
             if cert.hostname is not None:
                 chain_out.filter_chain_match.server_names.append(cert.hostname)
@@ -258,6 +264,12 @@ def _downstream_tls(lst: Listener, secrets: dict[str, Secret]) -> tls_pb2.Downst
             pair.certificate_chain.inline_string = chain
             pair.private_key.inline_string = key
     return tls if tls.common_tls_context.tls_certificates else None
+
+
+def _cors_filter() -> object:
+    from envoy.extensions.filters.http.cors.v3 import cors_pb2
+
+    return cors_pb2.Cors()
 
 
 def _tls_inspector() -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 from envoy.config.core.v3 import base_pb2
@@ -10,8 +11,8 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
 
-from nantian.ir import HeaderModifier, HttpRoute, PathMatchType, PathModifierType, StringMatchType, VirtualHost
-from nantian.xds.envoy._pack import seconds
+from nantian.ir import Cors, HeaderModifier, HttpRoute, PathMatchType, PathModifierType, StringMatchType, VirtualHost
+from nantian.xds.envoy._pack import pack, seconds
 
 __all__ = ["INVALID_BACKEND", "route", "route_configuration"]
 
@@ -94,8 +95,10 @@ def route(r: HttpRoute) -> route_components_pb2.Route:
     out = route_components_pb2.Route(name=r.name, match=_match(r))
     _request_headers(out, r.request_headers)
     _response_headers(out, r.response_headers)
-    if r.cors is not None or r.plugin_filters:
-        log.warning("envoy.unsupported route=%s what=%s", r.name, "cors" if r.cors else "plugin filters")
+    if r.plugin_filters:
+        log.warning("envoy.unsupported route=%s what=plugin filters", r.name)
+    if r.cors is not None:
+        out.typed_per_filter_config["envoy.filters.http.cors"].CopyFrom(pack(_cors(r.cors)))
     if r.redirect is not None:
         rd = r.redirect
         action = out.redirect
@@ -162,6 +165,26 @@ def route(r: HttpRoute) -> route_components_pb2.Route:
         if r.retry.backoff is not None:
             policy.retry_back_off.base_interval.CopyFrom(seconds(r.retry.backoff))
     return out
+
+
+def _cors(cors: Cors) -> object:
+    from envoy.extensions.filters.http.cors.v3 import cors_pb2
+
+    policy = cors_pb2.CorsPolicy(
+        allow_methods=", ".join(cors.allow_methods),
+        allow_headers=", ".join(cors.allow_headers),
+        expose_headers=", ".join(cors.expose_headers),
+    )
+    if cors.max_age is not None:
+        policy.max_age = str(cors.max_age)
+    policy.allow_credentials.value = cors.allow_credentials
+    for origin in cors.allow_origins:
+        if "*" in origin:
+            pattern = ".*" if origin == "*" else re.escape(origin).replace(r"\*", "[^/]+")
+            policy.allow_origin_string_match.add(safe_regex=regex_pb2.RegexMatcher(regex=pattern))
+        else:
+            policy.allow_origin_string_match.add(exact=origin)
+    return policy
 
 
 def _domain(hostname: str, port: int) -> list[str]:
