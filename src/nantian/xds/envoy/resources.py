@@ -8,9 +8,10 @@ and per-try timeouts; retries; direct responses; clusters with static endpoints,
 h2c and upstream TLS (CA bundle or system roots, SNI, subject alt names, client certificate).
 
 UDP listeners go to their route's first backend (Envoy's UDP proxy has no weights). Not translated (logged,
-and listed in the module-level :data:`UNSUPPORTED`): plugin filters, gRPC-shaped local answers, and 421 answers
-for misdirected requests. CORS uses Envoy's CORS filter; AllowInsecureFallback accepts untrusted client
-certificates (and none).
+and listed in the module-level :data:`UNSUPPORTED`): plugin filters and 421 answers for misdirected requests.
+CORS uses Envoy's CORS filter; AllowInsecureFallback accepts untrusted client certificates (and none); local
+answers to gRPC requests are gRPC-shaped by Envoy itself (checked: a direct 500 reaches a gRPC client as
+UNKNOWN, trailers-only).
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 UNSUPPORTED = (
     "UDP weights (the first backend gets the traffic)",
     "plugin filters",
-    "gRPC-shaped local answers",
     "421 for misdirected requests",
 )
 
