@@ -54,9 +54,13 @@ converter = make_converter()
 """The shared IR converter. Use :func:`dumps`/:func:`loads` for bytes."""
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""One encoder for every call: ``json.dumps`` with options builds a new encoder each time."""
+
+
 def dumps(value: object) -> bytes:
     """Canonical JSON bytes of an IR value: sorted keys, no spaces. Equal values give equal bytes."""
-    return json.dumps(converter.unstructure(value), sort_keys=True, separators=(",", ":")).encode()
+    return _CANONICAL.encode(converter.unstructure(value)).encode()
 
 
 def loads(data: bytes | str, cls: type[T]) -> T:

@@ -61,7 +61,6 @@ class _IdentityCache(Generic[V]):
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
         self._entries: dict[int, tuple[_Ref, V]] = {}
-        self._lock = threading.RLock()
 
     def get(self, obj: object) -> V | None:
         entry = self._entries.get(id(obj))
@@ -72,17 +71,19 @@ class _IdentityCache(Generic[V]):
     def put(self, obj: object, value: V) -> None:
         ref = _Ref(obj, self._forget)
         ref.key = id(obj)
-        with self._lock:
-            entries = self._entries
-            while len(entries) >= self._maxsize:
+        entries = self._entries
+        while len(entries) >= self._maxsize:
+            try:
                 del entries[next(iter(entries))]
-            entries[ref.key] = (ref, value)
+            except (StopIteration, RuntimeError, KeyError):  # another thread changed the cache meanwhile
+                break
+        entries[ref.key] = (ref, value)
 
     def _forget(self, ref: _Ref) -> None:
-        with self._lock:
-            entry = self._entries.get(ref.key)
-            if entry is not None and entry[0] is ref:
-                del self._entries[ref.key]
+        # Without a lock: at worst a racing put() for a new object at the same address loses its entry (a miss).
+        entry = self._entries.get(ref.key)
+        if entry is not None and entry[0] is ref:
+            self._entries.pop(ref.key, None)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -128,21 +129,21 @@ def encoded(resource: Resource) -> bytes:
 
 @attrs.frozen(eq=False)
 class _Chain:
-    """The resources of one digest and the hash state after each of them."""
+    """The resources of one digest (weakly: a chain never keeps a snapshot alive) and the hash state after each."""
 
-    resources: tuple[Resource, ...]
+    resources: tuple[weakref.ref[Resource], ...]
     states: tuple[Any, ...]
 
 
 _CHAINS: list[_Chain] = []
-_CHAINS_KEPT = 4
+_CHAINS_KEPT = 2
 _CHAINS_LOCK = threading.Lock()
 
 
-def _common_prefix(a: tuple[Resource, ...], b: tuple[Resource, ...]) -> int:
-    n = min(len(a), len(b))
+def _common_prefix(chain: tuple[weakref.ref[Resource], ...], resources: tuple[Resource, ...]) -> int:
+    n = min(len(chain), len(resources))
     i = 0
-    while i < n and a[i] is b[i]:
+    while i < n and chain[i]() is resources[i]:
         i += 1
     return i
 
@@ -151,7 +152,7 @@ def _digest(resources: tuple[Resource, ...]) -> str:
     """sha256 over ``type NUL encoding LF`` of every resource, in order, as 16 hex digits.
 
     Hashing resumes from the state after the longest prefix of identical resource objects shared with one
-    of the last few digests, so a change near the end of a large snapshot re-hashes only what follows it.
+    of the last digests, so a change near the end of a large snapshot re-hashes only what follows it.
     """
     with _CHAINS_LOCK:
         chains = list(_CHAINS)
@@ -162,16 +163,18 @@ def _digest(resources: tuple[Resource, ...]) -> str:
         if n > shared:
             best, shared = chain, n
     states: list[Any] = list(best.states[:shared]) if best is not None else []
+    refs: list[weakref.ref[Resource]] = list(best.resources[:shared]) if best is not None else []
     h = states[-1].copy() if states else hashlib.sha256()
     for r in resources[shared:]:
         h.update(_TAGS[type(r)])
         h.update(encoded(r))
         h.update(b"\n")
         states.append(h.copy())
+        refs.append(weakref.ref(r))
     with _CHAINS_LOCK:
         if best is not None and best in _CHAINS:
             _CHAINS.remove(best)
-        _CHAINS.append(_Chain(resources, tuple(states)))
+        _CHAINS.append(_Chain(tuple(refs), tuple(states)))
         del _CHAINS[:-_CHAINS_KEPT]
     return h.hexdigest()[:16]
 

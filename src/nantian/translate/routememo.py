@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from nantian.resources import KubeObject, ObjectRef, ResourceSet
+from nantian.resources import GRPCRoute, HTTPRoute, KubeObject, ObjectRef, ResourceSet
 from nantian.translate.backends import BackendResolver, Resolution, ResolveKey
 from nantian.translate.compiled import CompiledHttp, CompiledStream
 from nantian.translate.filters import extension_refs
@@ -195,11 +195,14 @@ class RouteMemo:
                 compiled = compile_route(route, resolver, resources, client_cert)
             finally:
                 resolver.recording = None
-            keys = tuple(dict.fromkeys(recorded))
+            keys = tuple(dict.fromkeys(recorded)) if len(recorded) > 1 else tuple(recorded)
             reads: tuple[tuple[ObjectRef, KubeObject | None], ...] = ()
-            if route.KIND in ("HTTPRoute", "GRPCRoute"):
-                reads = tuple((ref, resources.get(ref)) for ref in extension_refs(route))  # type: ignore[arg-type]
-            resolutions = tuple(resolver.current(k) for k in keys)
+            if isinstance(route, HTTPRoute | GRPCRoute):
+                refs = extension_refs(route)
+                if refs:
+                    reads = tuple([(ref, resources.get(ref)) for ref in refs])
+            current = resolver.current
+            resolutions = tuple([current(k) for k in keys])
             entry = CompileEntry(compiled, keys, resolutions, reads, resolver.epoch)
         self._new_compiles[client_cert] = entry
         return entry.compiled
@@ -208,8 +211,9 @@ class RouteMemo:
     def hold(self, entry: RouteEntry) -> None:
         """Count the resolutions ``entry`` holds."""
         holders = self._holders
-        for key in entry.resolve_keys():
-            holders[key] = holders.get(key, 0) + 1
+        for c in entry.compiles.values():
+            for key in c.keys:
+                holders[key] = holders.get(key, 0) + 1
 
     def let_go(self, entry: RouteEntry) -> None:
         """Stop counting the resolutions ``entry`` holds."""
