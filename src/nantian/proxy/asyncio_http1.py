@@ -23,7 +23,7 @@ import httptools
 
 from nantian.errors import RemoteProtocolError
 from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_response_head, status_line
-from nantian.proxy.bodies import StreamBody
+from nantian.proxy.bodies import BytesBody, StreamBody
 from nantian.proxy.deadlines import Deadlines
 from nantian.proxy.exchange import BodySource, ByteStream, EmptyBody, Exchange, Headers, ListenerRef, RequestHead
 from nantian.proxy.fastpath import FastForward, try_fast
@@ -44,6 +44,9 @@ class Http1Options:
     idle_timeout: float = 300.0
     """A keep-alive connection with no request in progress."""
     max_pipelined: int = 16
+    buffer_body: int = 16384
+    """Request bodies with a ``content-length`` up to this size are read whole before the request is routed (one
+    write upstream, the fast path); larger and chunked ones stream."""
 
 
 LINGER = 2.0
@@ -297,6 +300,8 @@ class Http1Server(asyncio.Protocol):
         self._messages = 0
         self._in_head = False
         self._parsing_body: StreamBody | None = None
+        self._buffering: _Cycle | None = None
+        self._buffered: list[bytes] = []
         self._trailers: Headers | None = None
         # requests waiting or running, in order
         self._queue: deque[_Cycle] = deque()
@@ -488,7 +493,13 @@ class Http1Server(asyncio.Protocol):
             target = self._origin_form(target)
         body: StreamBody | None = None
         source: BodySource
-        if chunked or (length is not None and length > 0):
+        small = (
+            not chunked and length is not None and 0 < length <= self.options.buffer_body and not expect and not upgrade
+        )
+        if small:
+            assert length is not None
+            source = BytesBody.expecting(length)
+        elif chunked or (length is not None and length > 0):
             body = StreamBody(None if chunked else length, self.pause_reading, self.resume_reading)
             source = body
         else:
@@ -520,6 +531,14 @@ class Http1Server(asyncio.Protocol):
         if body is not None and expect:
             body.on_first_read(self._send_continue)
         cycle = _Cycle(exchange, body, response)
+        if small:
+            # a small body is buffered whole; the request starts once it is in (and can take the fast path)
+            self._buffering = cycle
+            self._buffered = []
+            return
+        self._start_cycle(cycle)
+
+    def _start_cycle(self, cycle: _Cycle) -> None:
         if self._active is None:
             self._run(cycle)
         else:
@@ -531,12 +550,22 @@ class Http1Server(asyncio.Protocol):
         body = self._parsing_body
         if body is not None:
             body.feed(data)
+        elif self._buffering is not None:
+            self._buffered.append(data)
 
     def on_message_complete(self) -> None:
         body = self._parsing_body
         if body is not None:
             body.finish(self._trailers)
             self._parsing_body = None
+        cycle = self._buffering
+        if cycle is not None:
+            self._buffering = None
+            source = cycle.exchange.body
+            assert isinstance(source, BytesBody)
+            source.fill(b"".join(self._buffered))
+            self._buffered = []
+            self._start_cycle(cycle)
 
     @staticmethod
     def _origin_form(target: str) -> str:

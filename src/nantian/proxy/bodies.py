@@ -127,6 +127,22 @@ class BytesBody:
         self._data = data
         self.content_length: int | None = len(data)
 
+    @classmethod
+    def expecting(cls, length: int) -> BytesBody:
+        """A body of ``length`` bytes still being received; :meth:`fill` it before it is read."""
+        body = cls(b"")
+        body.content_length = length
+        return body
+
+    def fill(self, data: bytes) -> None:
+        self._data = data
+        self.content_length = len(data)
+
+    @property
+    def data(self) -> bytes:
+        """The bytes not read yet."""
+        return self._data
+
     @property
     def trailers(self) -> Headers | None:
         return None
@@ -168,13 +184,16 @@ class RecordingBody:
         data = await self._source.read()
         if not data:
             self.finished.set()
-        elif not self.overflowed:
-            self._size += len(data)
+            return data
+        self._size += len(data)
+        if not self.overflowed:
             if self._size > self._limit:
                 self.overflowed = True
                 self._recorded.clear()
             else:
                 self._recorded.append(data)
+        if self.content_length is not None and self._size >= self.content_length:
+            self.finished.set()  # readers that know the length stop before the empty read
         return data
 
     async def read(self) -> bytes:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from nantian.proxy._http1 import end_to_end
+from nantian.proxy.bodies import BytesBody
 from nantian.proxy.deadlines import Deadlines, Expirable
 from nantian.proxy.exchange import Exchange, Headers, UpstreamError, UpstreamRequest
 from nantian.proxy.filters import apply_header_modifier
@@ -71,9 +72,11 @@ def try_fast(
     conn = pool.take_idle()
     if conn is None:
         return None
+    body = ex.body
+    data = body.data if isinstance(body, BytesBody) else b""
     req = plan.fast_request(ex, path, query, backend)
     fast = FastForward(handler, plan, backend, ex, sink, pool, conn, fallback, loop, deadlines)
-    fast.start(req)
+    fast.start(req, data)
     return fast
 
 
@@ -132,7 +135,7 @@ class FastForward:
         self._done = False
         self.started_at = 0.0
 
-    def start(self, req: UpstreamRequest) -> None:
+    def start(self, req: UpstreamRequest, body: bytes = b"") -> None:
         loop = self.loop
         now = loop.time()
         self.started_at = now
@@ -149,7 +152,7 @@ class FastForward:
         self.listener.metrics.counts["fast_path"] += 1
         plan_route = plan.route
         raw = self.backend.response_headers is None and plan_route.response_headers is None
-        self.conn.start(req, self, raw=raw)
+        self.conn.start(req, self, body=body, raw=raw)
 
     # -- the upstream response -----------------------------------------------------------------------------------
     def on_head(self, status: int, headers: Headers, content_length: int | None) -> None:

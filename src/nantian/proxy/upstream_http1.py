@@ -356,10 +356,11 @@ class Http1Connection(asyncio.Protocol):
             framing += f"content-length: {length}\r\n"
         return [encode_request_head(req.method, req.target, req.authority, req.headers, framing)]
 
-    def start(self, req: UpstreamRequest, consumer: ResponseConsumer, *, raw: bool = False) -> None:
-        """Send a request without a body; the response goes to ``consumer`` (the callback fast path).
+    def start(self, req: UpstreamRequest, consumer: ResponseConsumer, *, body: bytes = b"", raw: bool = False) -> None:
+        """Send a request with a body held in memory (often none); the response goes to ``consumer`` (the callback
+        fast path).
 
-        ``raw``: the consumer takes the response head as encoded lines (:meth:`RawResponseConsumer.on_raw_head`).
+        ``raw``: the consumer takes the response head as encoded lines (:meth:`ResponseConsumer.on_raw_head`).
         """
         transport = self.transport
         assert transport is not None
@@ -369,7 +370,10 @@ class Http1Connection(asyncio.Protocol):
         self._response_done = False
         self._received_any = False
         self._request_sent = True
-        transport.writelines(self._request_head(req, 0))
+        parts = self._request_head(req, len(body))
+        if body:
+            parts.append(body)
+        transport.writelines(parts)
 
     async def send(self, req: UpstreamRequest, body: BodySource) -> _Response:
         transport = self.transport
@@ -398,7 +402,9 @@ class Http1Connection(asyncio.Protocol):
             elif chunk:
                 first.append(chunk)
             transport.writelines(first)
-            if chunk:
+            if chunk and length is not None and len(chunk) >= length:
+                self._request_sent = True  # the whole body was in the first chunk (a buffered body)
+            elif chunk:
                 asyncio.get_running_loop().create_task(self._pump(body, length is None))
             else:
                 if length is None:

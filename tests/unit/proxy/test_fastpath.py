@@ -197,3 +197,28 @@ async def test_fast_path_response_heads_drop_hop_by_hop_fields() -> None:
                 assert b"content-length: 4" in out
             writer.close()
             assert rt.counters()["fast_path"] >= 4
+
+
+async def test_small_bodies_are_buffered_and_take_the_fast_path() -> None:
+    async with Upstream() as up:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(snap) as rt:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for i in range(3):
+                body = b"%d-" % i + b"x" * 5000
+                writer.write(b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body))
+                await writer.drain()
+                await asyncio.sleep(0.02)  # the body arrives in pieces, after the head
+                writer.write(body[:100])
+                await writer.drain()
+                await asyncio.sleep(0.02)
+                writer.write(body[100:])
+                async with asyncio.timeout(3):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                    await reader.readexactly(length)
+                assert status_of(head) == 200
+                assert up.seen[-1].body == body
+            writer.close()
+            assert rt.counters()["fast_path"] == 2  # the first request opened the upstream connection
