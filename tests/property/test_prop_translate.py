@@ -9,6 +9,7 @@ check translate against the Gateway API rules rather than against itself.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -212,6 +213,35 @@ def check_no_cross_namespace_certificate_without_a_reference_grant(world: World,
                 )
 
 
+def _specificity(match: ir.HttpMatch) -> tuple[bool, int, bool, int, int]:
+    """Gateway API match precedence: exact path, longer prefix, method, more headers, more query params."""
+    exact = match.path.type is ir.PathMatchType.EXACT
+    return exact, 0 if exact else len(match.path.value), match.method is not None, len(match.headers), len(match.query)
+
+
+def check_http_routes_are_in_precedence_order(world: World, t: Translation) -> None:
+    """Within a virtual host: more specific matches first; on a tie the older route (then namespace/name),
+    and within a route the earlier rule and match. Regular expressions are implementation-specific: skipped."""
+    for lst in t.snapshot.listeners:
+        for vh in lst.virtual_hosts:
+            if any(r.grpc for r in vh.routes):
+                continue  # GRPCRoute precedence has its own rules
+            for a, b in itertools.pairwise(vh.routes):
+                if ir.PathMatchType.REGEX in (a.match.path.type, b.match.path.type) or a.name == b.name:
+                    continue
+                where = f"{lst.name} {vh.hostname}: {a.name} before {b.name}"
+                assert _specificity(a.match) >= _specificity(b.match), where
+                if _specificity(a.match) != _specificity(b.match):
+                    continue
+                if a.route == b.route:
+                    assert [int(i) for i in a.name.split("/")[-2:]] < [int(i) for i in b.name.split("/")[-2:]], where
+                else:
+                    ma, mb = world.route(a.route)["metadata"], world.route(b.route)["metadata"]
+                    age_a = (ma.get("creationTimestamp", ""), ma["namespace"], ma["name"])
+                    age_b = (mb.get("creationTimestamp", ""), mb["namespace"], mb["name"])
+                    assert age_a < age_b, where
+
+
 def _normalized_parent_ref(ref: Mapping[str, Any], route_ns: str) -> dict[str, Any]:
     out = {
         "group": ref.get("group", GATEWAY_API),
@@ -276,6 +306,7 @@ def test_translation_follows_gateway_api_rules(docs: list[dict[str, Any]]) -> No
     check_no_cross_namespace_certificate_without_a_reference_grant(world, t)
     check_statuses_describe_the_input(world, t)
     check_gateway_addresses(t)
+    check_http_routes_are_in_precedence_order(world, t)
 
 
 def _changed(doc: Mapping[str, Any]) -> dict[str, Any]:
