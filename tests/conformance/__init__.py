@@ -9,7 +9,9 @@ one after another by rewriting the watched config directory:
     NANTIAN_CONFORMANCE_MODE=split pytest                     # the same from the repository root
 
 Modules: ``backends`` (echo pods and their EndpointSlices), ``harness`` (processes, config dir, admin API),
-``probes`` (one attempt of HTTP/gRPC/TLS/TCP/UDP/WebSocket traffic), ``checks`` (does an outcome meet an
-expectation), ``runner`` (a whole case: status, traffic, steps), ``unsupported`` (the cases nantian does not
-pass yet, with reasons).
+``session`` (what cases share; each case's documents), ``probes`` (one attempt of HTTP/gRPC/TLS/TCP/UDP/WebSocket
+traffic), ``checks`` (does an outcome meet an expectation), ``consistency`` (timeouts, "N in a row"),
+``traffic`` (a section's entries: eventual checks, distributions, mirrors, rounds), ``runner`` (a whole case:
+status, traffic, steps), ``results`` (checks per case, the summary), ``unsupported`` (the cases nantian does
+not pass yet, with reasons).
 """

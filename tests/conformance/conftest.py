@@ -12,7 +12,7 @@ from nantian.testing import CertificateFactory, load_case
 
 from .backends import PodPlanner
 from .harness import EchoProcess, Gateway
-from .report import RESULTS
+from .results import RESULTS
 from .runner import Session, Timing, case_path
 from .unsupported import UNSUPPORTED
 

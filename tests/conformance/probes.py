@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ipaddress
 import json
 import os
@@ -251,6 +252,15 @@ async def grpc_probe(address: str, port: int, request: Mapping[str, Any]) -> Grp
     )
 
 
+async def _close(writer: asyncio.StreamWriter | None) -> None:
+    """Close and wait (briefly) until closed, so no transport outlives the test's event loop."""
+    if writer is None:
+        return
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), 2.0)
+
+
 async def _line_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> StreamOutcome:
     welcome = await asyncio.wait_for(reader.readline(), PROBE_TIMEOUT)
     if not welcome.startswith(b"Gateway API Test TCP Server"):
@@ -282,8 +292,7 @@ async def tcp_probe(
     except (OSError, ssl.SSLError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
         return StreamOutcome(error=f"{type(exc).__name__}: {exc}")
     finally:
-        if writer is not None:
-            writer.close()
+        await _close(writer)
 
 
 async def tls_rejected_probe(address: str, port: int, sni: str) -> StreamOutcome:
@@ -301,7 +310,7 @@ async def tls_rejected_probe(address: str, port: int, sni: str) -> StreamOutcome
         return StreamOutcome(rejected=True, error=f"{type(exc).__name__}")
     except OSError as exc:
         return StreamOutcome(rejected="EOF" in str(exc) or "reset" in str(exc).lower(), error=str(exc))
-    writer.close()
+    await _close(writer)
     return StreamOutcome(error="handshake succeeded")
 
 
@@ -371,5 +380,4 @@ async def websocket_probe(address: str, port: int, entry: Mapping[str, Any]) -> 
     except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
         return f"{type(exc).__name__}: {exc}"
     finally:
-        if writer is not None:
-            writer.close()
+        await _close(writer)

@@ -6,7 +6,7 @@ import pytest
 
 from nantian.testing import data_dir, load_case
 
-from .report import record_result
+from .results import record_result
 from .runner import CaseRunner, Session, Timing, case_path
 from .unsupported import UNSUPPORTED
 

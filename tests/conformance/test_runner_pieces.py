@@ -14,8 +14,9 @@ from nantian.testing import CertificateFactory, load_case
 
 from . import checks, probes
 from .backends import PodPlan, PodPlanner, backend_of, doc_key
+from .consistency import eventually
 from .harness import EchoProcess
-from .runner import Session, case_path, eventually
+from .session import Session, case_path
 
 CASES = ("httproute-simple-same-namespace", "tlsroute-mixed-termination-same-namespace", "udproute-weighted-routing")
 
