@@ -112,6 +112,8 @@ class Http1Connection(asyncio.Protocol):
         if self._websocket is not None:
             return None
         self._queue.put_nowait(None)
+        if self._transport is not None and self._transport.get_extra_info("ssl_object") is not None:
+            return None  # TLS cannot stay half-open (asyncio would only log a warning)
         return True  # keep the transport open: queued answers still go out after the client's FIN
 
     def connection_lost(self, exc: Exception | None) -> None:
