@@ -242,6 +242,19 @@ def check_http_routes_are_in_precedence_order(world: World, t: Translation) -> N
                     assert age_a < age_b, where
 
 
+def check_backends_follow_the_rule(world: World, t: Translation) -> None:
+    """Each IR route carries its rule's backendRefs with their weights; a rule without any answers 500."""
+    for lst in t.snapshot.listeners:
+        for vh in lst.virtual_hosts:
+            for r in vh.routes:
+                rule = world.route(r.route)["spec"]["rules"][int(r.name.split("/")[-2])]
+                refs = rule.get("backendRefs", [])
+                if r.redirect is None and r.direct_status is None:
+                    assert [b.weight for b in r.backends] == [ref.get("weight", 1) for ref in refs], r.name
+                if not refs and not any(f["type"] == "RequestRedirect" for f in rule.get("filters", ())):
+                    assert r.direct_status == 500, f"{r.name}: a rule without backendRefs answers 500"
+
+
 def _normalized_parent_ref(ref: Mapping[str, Any], route_ns: str) -> dict[str, Any]:
     out = {
         "group": ref.get("group", GATEWAY_API),
@@ -307,6 +320,7 @@ def test_translation_follows_gateway_api_rules(docs: list[dict[str, Any]]) -> No
     check_statuses_describe_the_input(world, t)
     check_gateway_addresses(t)
     check_http_routes_are_in_precedence_order(world, t)
+    check_backends_follow_the_rule(world, t)
 
 
 def _changed(doc: Mapping[str, Any]) -> dict[str, Any]:
