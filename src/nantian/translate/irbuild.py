@@ -124,7 +124,7 @@ def build_listeners(state: GatewayState, routes: GatewayRoutes, reuse: IrReuse |
                     )
             else:
                 found = routes.streams.get(lst.section, [])
-                found.sort(key=lambda e: e[0])
+                found.sort(key=_stream_order)
                 streams.extend(r for _, r in found)
         tls_mode = None
         if protocol == "HTTPS":
@@ -150,5 +150,12 @@ def build_listeners(state: GatewayState, routes: GatewayRoutes, reuse: IrReuse |
     return out
 
 
-def _precedence(entry: tuple[MatchKey, HttpRoute]) -> MatchKey:
-    return entry[0]
+def _stream_order(entry: tuple[RouteAge, StreamRoute]) -> tuple[RouteAge, str]:
+    return entry[0], entry[1].name
+
+
+def _precedence(entry: tuple[MatchKey, HttpRoute]) -> tuple[MatchKey, bool]:
+    # MatchKey orders routes completely but for an HTTPRoute and a GRPCRoute of the same namespace/name (the
+    # HTTPRoute first, as routes are translated kind by kind) and for the same entry added twice (a route
+    # attached twice to one listener): so the order routes were added in never shows.
+    return entry[0], entry[1].grpc

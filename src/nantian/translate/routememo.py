@@ -129,6 +129,10 @@ class RouteMemo:
 
     def __init__(self) -> None:
         self.entries: dict[int, RouteEntry] = {}
+        """By ``id(route)`` (an entry holds its route, so the id is not reused while the entry lives)."""
+        self.by_gateway: dict[tuple[str, str], dict[int, RouteEntry]] = {}
+        """The entries whose IR goes to each Gateway."""
+        self._by_ref: dict[ObjectRef, int] = {}
         self._holders: dict[ResolveKey, int] = {}
         self._unheld: set[ResolveKey] = set()
         self._old_compiles: dict[str | None, CompileEntry] = {}
@@ -208,6 +212,47 @@ class RouteMemo:
         return entry.compiled
 
     # --- bookkeeping ---------------------------------------------------------------------------
+    def store(self, fresh: RouteEntry, old: RouteEntry | None) -> set[tuple[str, str]]:
+        """Keep ``fresh`` in place of ``old`` (the same route object) or of the entry of an earlier object with
+        the same ref; returns the Gateways whose IR may change."""
+        route = fresh.route
+        key = id(route)
+        ref = route.ref
+        if old is None:
+            earlier = self._by_ref.get(ref)
+            if earlier is not None and earlier != key:
+                old = self.entries.pop(earlier, None)
+        self._by_ref[ref] = key
+        self.entries[key] = fresh
+        self.hold(fresh)
+        touched = fresh.gateways()
+        for gateway in touched:
+            self.by_gateway.setdefault(gateway, {})[key] = fresh
+        if old is not None:
+            self.let_go(old)
+            gone = old.gateways()
+            old_key = id(old.route)
+            for gateway in gone - touched if old_key == key else gone:
+                found = self.by_gateway.get(gateway)
+                if found is not None and found.get(old_key) is old:
+                    del found[old_key]
+            touched = touched | gone
+        return touched
+
+    def drop(self, key: int) -> tuple[RouteEntry, set[tuple[str, str]]]:
+        """Forget the entry of a route that is gone; returns it and the Gateways its IR went to."""
+        entry = self.entries.pop(key)
+        ref = entry.route.ref
+        if self._by_ref.get(ref) == key:
+            del self._by_ref[ref]
+        self.let_go(entry)
+        gone = entry.gateways()
+        for gateway in gone:
+            found = self.by_gateway.get(gateway)
+            if found is not None and found.get(key) is entry:
+                del found[key]
+        return entry, gone
+
     def hold(self, entry: RouteEntry) -> None:
         """Count the resolutions ``entry`` holds."""
         holders = self._holders

@@ -243,12 +243,8 @@ class Translator:
                     and not memo.still_valid(entry, ctx, resolver, gateway_epoch, namespaces_changed)
                 ):
                     fresh = memo.compute(route, entry, ctx, resolver, gateway_epoch)
-                    memo.hold(fresh)
-                    dirty |= fresh.gateways()
-                    if entry is not None:
-                        memo.let_go(entry)
-                        dirty |= entry.gateways()
-                    entry = entries[id(route)] = fresh
+                    dirty |= memo.store(fresh, entry)
+                    entry = fresh
                     ref = route.ref
                     claimed.add(ref)
                     if fresh.result is not None:
@@ -263,18 +259,17 @@ class Translator:
                 if result is not None:
                     for lst in result.attached:
                         lst.attached += 1
-        if len(entries) != len(ordered):  # routes went away (or were replaced by new objects)
+        if len(entries) != len(ordered):  # routes went away
             for key in [k for k, e in entries.items() if e.seen != stamp]:
-                gone = entries.pop(key)
-                memo.let_go(gone)
-                dirty |= gone.gateways()
+                gone, gateways = memo.drop(key)
+                dirty |= gateways
                 ref = gone.route.ref
                 if ref not in claimed:
                     route_statuses.pop(ref, None)
         memo.release_unheld(resolver)
         statuses.update(route_statuses)
 
-        listeners = self._listeners(states, ordered, dirty, statuses)
+        listeners = self._listeners(states, dirty, statuses)
         self._policy_statuses(policies, ordered, statuses)
         clusters = resolver.clusters()
         ir_secrets = self._secrets(listeners, clusters, secrets, {**config_maps, **resolver.ca_maps()})
@@ -291,7 +286,6 @@ class Translator:
     def _listeners(
         self,
         states: Mapping[tuple[str, str], GatewayState],
-        ordered: list[RouteEntry],
         dirty: set[tuple[str, str]],
         statuses: dict[ObjectRef, Mapping[str, Any]],
     ) -> list[Listener]:
@@ -302,14 +296,12 @@ class Translator:
             built = self._built.get(state.ref)
             if _programmed(state) and (state.key in dirty or built is None or built[0] is not state):
                 rebuild[state.key] = GatewayRoutes()
-        if rebuild:
-            for entry in ordered:
-                result = entry.result
-                if result is not None:
-                    for placement in result.placements:
-                        routes = rebuild.get(placement.gateway)
-                        if routes is not None:
-                            placement.add_to(routes)
+        for key, gathered in rebuild.items():  # the order routes are added in does not show (see irbuild)
+            for entry in self._memo.by_gateway.get(key, {}).values():
+                assert entry.result is not None
+                for placement in entry.result.placements:
+                    if placement.gateway == key:
+                        placement.add_to(gathered)
         listeners: list[Listener] = []
         built_now: dict[ObjectRef, tuple[GatewayState, list[Listener]]] = {}
         for state in states.values():
