@@ -227,7 +227,7 @@ class FastForward:
             self.fallback()
             return
         if self._waiting_head and not self.sink.started:
-            self._local(502, str(error))
+            self._local(502 if error.kind == "protocol" else 503, str(error))
         else:
             self._finish()
             self.sink.abort()

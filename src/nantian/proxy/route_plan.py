@@ -339,7 +339,9 @@ class RoutePlan:
             try:
                 resp = await self._attempt(cluster, req, source)
             except UpstreamError as exc:
-                status, message = (503, "upstream connect error") if exc.kind == "connect" else (502, str(exc))
+                # like Envoy: no connection, or a reset before the response head, is 503; garbage is 502
+                status = 502 if exc.kind == "protocol" else 503
+                message = "upstream connect error" if exc.kind == "connect" else str(exc)
                 if exc.kind != "connect":
                     self.metrics.upstream_errors.labels(cluster.name, exc.kind).inc()
                 retryable = retry is not None and retry.connection_errors

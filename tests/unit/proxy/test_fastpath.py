@@ -152,7 +152,7 @@ async def test_a_fresh_reused_connection_failing_is_not_resent() -> None:
         snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
         async with running(snap), httpx.AsyncClient() as c:
             assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 200
-            assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 502
+            assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 503
             assert calls == 2
 
 

@@ -136,6 +136,23 @@ async def test_invalid_backend_share_answers_500_and_no_backends_500() -> None:
             assert (await c.get(f"http://127.0.0.1:{port}/direct")).status_code == 503
 
 
+async def test_garbage_from_the_upstream_gives_502() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    try:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", server.sockets[0].getsockname()[1])])
+        async with running(snap), _client() as c:
+            assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 502
+    finally:
+        server.close()
+
+
 async def test_dead_backend_answers_503_quickly() -> None:
     dead = free_port()
     port = free_port()
@@ -454,12 +471,12 @@ async def test_plugin_filters_change_requests_answer_locally_and_fail_with_500()
             await rt.close()
 
 
-async def test_upstream_closing_early_gives_502_and_body_truncation_aborts() -> None:
+async def test_upstream_reset_before_the_head_gives_503_and_body_truncation_aborts() -> None:
     async with Upstream() as up:
         port = free_port()
         snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
         async with running(snap), _client() as c:
-            assert (await c.get(f"http://127.0.0.1:{port}/close")).status_code == 502
+            assert (await c.get(f"http://127.0.0.1:{port}/close")).status_code == 503
             assert (await c.get(f"http://127.0.0.1:{port}/ok")).status_code == 200
 
     async def short_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
