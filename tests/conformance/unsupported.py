@@ -11,9 +11,6 @@ UNSUPPORTED: dict[str, str] = {
         "nantian outside Kubernetes generates no ServiceAccount/Pod/Service per Gateway, so there is nothing to "
         "carry spec.infrastructure labels and annotations"
     ),
-    "httproute-retry-connection-error": (
-        "when every try ends in a backend connection reset the gateway answers 502; the case wants 500 or 503"
-    ),
     "tlsroute-mixed-termination-same-namespace": (
         "Terminate and Passthrough TLS listeners on one port are reported as ProtocolConflict (TLSRouteModeMixed)"
     ),
