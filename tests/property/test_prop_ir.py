@@ -36,7 +36,7 @@ def test_ir_values_round_trip_exactly(name: str, data: st.DataObject) -> None:
     assert ir.dumps(decoded) == encoded
 
 
-@given(nst.ir_snapshots())
+@given(nst.ir_snapshots(max_resources=2))
 def test_snapshots_round_trip_exactly(snapshot: ir.Snapshot) -> None:
     assert snapshot.problems() == [], "generated snapshots are consistent by default"
     decoded = ir.loads(ir.dumps(snapshot), ir.Snapshot)
