@@ -130,6 +130,8 @@ class _Bound:
     """Serve this compiled listener config from now on."""
     port: Callable[[], int | None]
     ref: ListenerRef | None = None
+    sock: socket.socket | None = None
+    """HTTP listeners: the listening socket (a replacement binding takes over a duplicate of it)."""
 
 
 class ListenerBinding(typing.Protocol):
@@ -393,7 +395,12 @@ class ProxyRuntime:
         ref = old.ref if old is not None else None
         if ref is None:
             ref = ListenerRef(name=lst.name, current=compiled.listeners[lst.name])
-        server = await self._serve(lst, port, ref, connections, compiled.server_tls.get(lst.name))
+        sock = self._socket_of(lst.address, port) or _listening_socket(lst.address, port, self.options.backlog)
+        try:
+            server = await self._serve(sock, ref, connections, compiled.server_tls.get(lst.name))
+        except BaseException:
+            sock.close()
+            raise
 
         def swap(config: object, ref: ListenerRef = ref) -> None:
             assert isinstance(config, CompiledListener)
@@ -412,17 +419,30 @@ class ProxyRuntime:
             swap=swap,
             port=bound_port,
             ref=ref,
+            sock=sock,
         )
+
+    def _socket_of(self, address: str, port: int) -> socket.socket | None:
+        """A duplicate of the listening socket an HTTP listener of the current config has on ``address:port``.
+
+        A listener re-bound for new certificates (or renamed, or switched between HTTP and HTTPS) takes over the
+        socket it replaces: no moment without a listening socket, and no ``SO_REUSEPORT`` (which would let two
+        processes share a port silently instead of failing to bind).
+        """
+        for b in self._bound.values():
+            if b.sock is not None and b.bind_key[0] == address and b.bind_key[1] == port:
+                dup = b.sock.dup()
+                dup.setblocking(False)
+                return dup
+        return None
 
     async def _serve(
         self,
-        lst: Listener,
-        port: int,
+        sock: socket.socket,
         ref: ListenerRef,
         connections: set[object],
         server_tls: ServerTls | None,
     ) -> asyncio.Server:
-        sock = _listening_socket(lst.address, port, self.options.backlog)
         loop = asyncio.get_running_loop()
         return await loop.create_server(
             self._protocol_factory(ref, connections, server_tls),
@@ -530,8 +550,7 @@ class ProxyRuntime:
 
 
 def _listening_socket(address: str, port: int, backlog: int) -> socket.socket:
-    """A bound, listening, non-blocking TCP socket. ``SO_REUSEPORT`` lets a listener be re-bound (new
-    certificates) while its old socket still serves.
+    """A bound, listening, non-blocking TCP socket.
 
     :raises OSError: the address is in use or not local.
     """
@@ -539,8 +558,6 @@ def _listening_socket(address: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "SO_REUSEPORT"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((address, port))
         sock.listen(backlog)
         sock.setblocking(False)

@@ -352,3 +352,23 @@ async def test_stream_listeners_are_served_by_a_registered_front_end() -> None:
                 await talk(port)
     finally:
         runtime_module.register_listener_frontend(ir.Protocol.TCP, previous)
+
+
+async def test_a_port_held_by_another_runtime_is_a_bind_failure() -> None:
+    async with Upstream() as up:
+        port = free_port()
+        snap = snapshot([listener(port, [route("r", "c")])], [cluster("c", up.port)])
+        async with running(snap), running(snap) as second:
+            state = second.listener_states()[f"ns/gw/{port}/HTTP"]
+            assert not state.bound and "cannot bind" in (state.error or "")
+
+
+async def test_a_replacement_listener_takes_over_the_socket() -> None:
+    async with Upstream(name="one") as one:
+        port = free_port()
+        c = [cluster("c", one.port)]
+        async with running(snapshot([listener(port, [route("r", "c")], name="ns/gw/a/HTTP")], c)) as rt:
+            result = await rt.apply(snapshot([listener(port, [route("r", "c")], name="ns/gw/b/HTTP")], c))
+            assert result.bound == ("ns/gw/b/HTTP",) and result.closed == ("ns/gw/a/HTTP",) and result.ok
+            out = await raw_exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            assert status_of(out) == 200
