@@ -22,11 +22,12 @@ import attrs
 import httptools
 
 from nantian.errors import RemoteProtocolError
-from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_response_head, status_line
+from nantian.proxy._http1 import encode_response_head, status_line
 from nantian.proxy.bodies import BytesBody, StreamBody
 from nantian.proxy.deadlines import Deadlines
 from nantian.proxy.exchange import BodySource, ByteStream, EmptyBody, Exchange, Headers, ListenerRef, RequestHead
 from nantian.proxy.fastpath import FastForward, try_fast
+from nantian.proxy.http1_response import Http1Response, Http1Upgraded
 
 __all__ = ["Http1Options", "Http1Server"]
 
@@ -76,177 +77,10 @@ class _ParseError(Exception):
         self.status = status
 
 
-class _Response:
-    """The :class:`~nantian.proxy.exchange.ResponseSink` of one request on an HTTP/1.1 connection."""
-
-    __slots__ = (
-        "_chunked",
-        "_conn",
-        "_head",
-        "_method",
-        "_no_body",
-        "_te_trailers",
-        "_version",
-        "ended",
-        "keep_alive",
-        "started",
-    )
-
-    def __init__(self, conn: Http1Server, method: str, version: str, te_trailers: bool, keep_alive: bool) -> None:
-        self._conn = conn
-        self.keep_alive = keep_alive
-        self._method = method
-        self._version = version
-        self._te_trailers = te_trailers
-        self._head: bytes | None = None
-        self._chunked = False
-        self._no_body = False
-        self.started = False
-        self.ended = False
-
-    async def start(self, status: int, headers: Headers) -> None:
-        self.start_now(status, headers)
-
-    def start_now(self, status: int, headers: Headers) -> None:
-        """:meth:`start` without the coroutine (the callback fast path)."""
-        has_length = False
-        for k, _ in headers:
-            if k == "content-length":
-                has_length = True
-                break
-        self._start(status, has_length)
-        self._head = encode_response_head(status, headers, self._framing(status, has_length))
-
-    def start_raw(self, status: int, fields: bytes, has_length: bool) -> None:
-        """Start with a header block already encoded (``name: value\r\n`` lines, end-to-end fields only)."""
-        self._start(status, has_length)
-        self._head = status_line(status) + fields + self._framing(status, has_length).encode("latin-1") + b"\r\n"
-
-    def _start(self, status: int, has_length: bool) -> None:
-        if self.started:
-            raise RuntimeError("response already started")
-        self.started = True
-        self._no_body = self._method == "HEAD" or status < 200 or status in (204, 304)
-
-    def _framing(self, status: int, has_length: bool) -> str:
-        conn = self._conn
-        no_body = self._no_body
-        framing = ""
-        if not has_length and not no_body:
-            if self._version == "1.1":
-                self._chunked = True
-                framing = "transfer-encoding: chunked\r\n"
-            else:
-                self.keep_alive = False
-        if not conn.keep_alive:
-            self.keep_alive = False
-        if not self.keep_alive:
-            framing += "connection: close\r\n"
-        elif self._version == "1.0":
-            framing += "connection: keep-alive\r\n"
-        return framing
-
-    async def send(self, data: bytes) -> None:
-        if not self.send_now(data):
-            await self._conn.drained()
-
-    def send_now(self, data: bytes) -> bool:
-        """:meth:`send` without waiting: returns ``False`` when the client's write buffer is full (wait for
-        :attr:`Http1Server.on_writable`)."""
-        if not data or self._no_body:
-            return True
-        conn = self._conn
-        transport = conn.transport
-        if transport is None or conn.closed:
-            raise ConnectionResetError("client went away")
-        parts: list[bytes] = []
-        if self._head is not None:
-            parts.append(self._head)
-            self._head = None
-        if self._chunked:
-            parts.extend(encode_chunk(data))
-        else:
-            parts.append(data)
-        transport.writelines(parts)
-        return not conn.write_paused
-
-    async def end(self, trailers: Headers | None = None) -> None:
-        self.end_now(trailers)
-
-    def end_now(self, trailers: Headers | None = None) -> None:
-        """:meth:`end` without the coroutine."""
-        if self.ended:
-            return
-        self.ended = True
-        conn = self._conn
-        transport = conn.transport
-        if transport is not None and not conn.closed:
-            parts: list[bytes] = []
-            if self._head is not None:
-                parts.append(self._head)
-                self._head = None
-            if self._chunked:
-                if trailers and self._te_trailers:
-                    fields = "".join(f"{k}: {v}\r\n" for k, v in trailers)
-                    parts.append(b"0\r\n" + fields.encode("latin-1") + b"\r\n")
-                else:
-                    parts.append(LAST_CHUNK)
-            if parts:
-                transport.writelines(parts)
-        conn.response_ended()
-
-    def on_drained(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once the client's write buffer has drained."""
-        self._conn.on_writable = callback
-
-    def abort(self) -> None:
-        self.ended = True
-        self._conn.keep_alive = False
-        self._conn.close()
-        self._conn.response_ended()
-
-
-class _Downstream:
-    """The downstream side of an upgraded connection as a :class:`~nantian.proxy.exchange.ByteStream`."""
-
-    def __init__(self, conn: Http1Server, initial: bytes) -> None:
-        self._conn = conn
-        self._body = StreamBody(None, conn.pause_reading, conn.resume_reading)
-        if initial:
-            self._body.feed(initial)
-
-    def feed(self, data: bytes) -> None:
-        self._body.feed(data)
-
-    def feed_eof(self) -> None:
-        self._body.finish()
-
-    async def read(self) -> bytes:
-        try:
-            return await self._body.read()
-        except RemoteProtocolError:
-            return b""
-
-    async def write(self, data: bytes) -> None:
-        t = self._conn.transport
-        if t is not None and not self._conn.closed:
-            t.write(data)
-            if self._conn.write_paused:
-                await self._conn.drained()
-
-    def write_eof(self) -> None:
-        t = self._conn.transport
-        if t is not None and not self._conn.closed and t.can_write_eof():
-            t.write_eof()
-
-    def close(self) -> None:
-        self._conn.close()
-
-
 class _Cycle:
     __slots__ = ("body", "exchange", "response")
 
-    def __init__(self, exchange: Exchange, body: StreamBody | None, response: _Response) -> None:
+    def __init__(self, exchange: Exchange, body: StreamBody | None, response: Http1Response) -> None:
         self.exchange = exchange
         self.body = body
         self.response = response
@@ -307,7 +141,7 @@ class Http1Server(asyncio.Protocol):
         self._queue: deque[_Cycle] = deque()
         self._active: _Cycle | None = None
         self._task: asyncio.Task[None] | None = None
-        self._tunnel: _Downstream | None = None
+        self._tunnel: Http1Upgraded | None = None
         self._fast: FastForward | None = None
         self.on_writable: Callable[[], None] | None = None
         """Called once when the write buffer drains (the callback fast path's flow control)."""
@@ -505,7 +339,7 @@ class Http1Server(asyncio.Protocol):
         else:
             source = EmptyBody()
         self._parsing_body = body
-        response = _Response(
+        response = Http1Response(
             self, method, version, te_trailers, parser.should_keep_alive() and not self._draining and self.keep_alive
         )
         head = RequestHead(
@@ -653,7 +487,7 @@ class Http1Server(asyncio.Protocol):
 
     # -- upgrades ----------------------------------------------------------------------------------------------
     def _start_upgrade(self, rest: bytes) -> None:
-        self._tunnel = _Downstream(self, rest)
+        self._tunnel = Http1Upgraded(self, rest)
         self.keep_alive = False  # whatever happens, this connection no longer speaks HTTP/1.1 to us
 
     def _accept_upgrade(self, status: int, headers: Headers) -> ByteStream:
