@@ -5,7 +5,7 @@ target snapshot."""
 from __future__ import annotations
 
 import attrs
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nantian import ir
@@ -45,7 +45,9 @@ def related_snapshots(draw: st.DrawFn) -> tuple[ir.Snapshot, ir.Snapshot]:
     return a, ir.Snapshot.from_resources(out.values())
 
 
-@settings(max_examples=40)  # each example builds several whole snapshots: keep CI fast
+@settings(
+    max_examples=40, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
+)  # each example builds several whole snapshots: keep CI fast
 @given(nst.ir_snapshots(max_resources=3, consistent=False))
 def test_full_snapshot_decodes_with_the_builders_version(snapshot: ir.Snapshot) -> None:
     wire = pb.Snapshot.FromString(encode_snapshot(snapshot, "1").SerializeToString())
@@ -54,7 +56,9 @@ def test_full_snapshot_decodes_with_the_builders_version(snapshot: ir.Snapshot) 
     assert held.version == snapshot.version
 
 
-@settings(max_examples=30)  # each example builds several whole snapshots: keep CI fast
+@settings(
+    max_examples=30, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
+)  # each example builds several whole snapshots: keep CI fast
 @given(related_snapshots())
 def test_encoded_delta_applies_to_the_target(pair: tuple[ir.Snapshot, ir.Snapshot]) -> None:
     a, b = pair

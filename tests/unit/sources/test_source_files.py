@@ -179,7 +179,7 @@ def test_plugin_hook_returns_a_file_source(tree: Path) -> None:
     assert isinstance(source, FileSource) and source.path == tree
     assert isinstance(source, ResourceSource)
     assert isinstance(pm.hook.nantian_resource_source(url=str(tree)), FileSource)
-    assert pm.hook.nantian_resource_source(url="kubernetes") is None
+    assert pm.hook.nantian_resource_source(url="nosuch:scheme") is None
 
 
 def test_status_sink_protocol_is_structural() -> None:
