@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import secrets
+import socket
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -45,10 +46,35 @@ class PodPlan:
     port_names: Mapping[str, int]
     spec: Mapping[str, str]
     """The ``nantian echo --serve`` JSON object for this pod."""
+    ipv6: str | None = None
+    """``::1`` when this pod also serves over IPv6 (for cases that publish IPv6 endpoints)."""
 
-    def serve_argument(self) -> str:
-        """The ``--serve`` value."""
-        return json.dumps(dict(self.spec), sort_keys=True)
+    def serve_arguments(self) -> list[str]:
+        """The ``--serve`` values: the pod on its IPv4 address, and on :attr:`ipv6` when set."""
+        out = [json.dumps(dict(self.spec), sort_keys=True)]
+        if self.ipv6:
+            out.append(json.dumps(_on_host(self.spec, f"[{self.ipv6}]"), sort_keys=True))
+        return out
+
+
+def _on_host(spec: Mapping[str, str], host: str) -> dict[str, str]:
+    """``spec`` with every listener address moved to ``host`` (same ports)."""
+    listeners = ("http", "h2c", "https", "grpc", "grpcs", "tcp", "tcps", "udp")
+    return {k: f"{host}:{v.rsplit(':', 1)[1]}" if k in listeners else v for k, v in spec.items()}
+
+
+def _ipv6_loopback_free(spec: Mapping[str, str]) -> bool:
+    """Whether every port of ``spec`` can be bound on ``::1`` right now."""
+    for key, value in _on_host(spec, "[::1]").items():
+        if key not in ("http", "h2c", "https", "grpc", "grpcs", "tcp", "tcps", "udp"):
+            continue
+        kind = socket.SOCK_DGRAM if key == "udp" else socket.SOCK_STREAM
+        try:
+            with socket.socket(socket.AF_INET6, kind) as probe:
+                probe.bind(("::1", int(value.rsplit(":", 1)[1])))
+        except OSError:
+            return False
+    return True
 
 
 def _random_name(length: int) -> str:
@@ -115,6 +141,9 @@ class PodPlanner:
         self._octet = octet
         self._next_ip = 1
         self.pods: list[PodPlan] = []
+        self.want_ipv6: set[tuple[str, str]] = set()
+        """``(namespace, deployment)`` whose first pod should also serve on ``::1`` (one Deployment at most)."""
+        self._ipv6_given = False
         self._by_fingerprint: dict[str, list[PodPlan]] = {}
 
     def _ip(self) -> str:
@@ -186,6 +215,9 @@ class PodPlanner:
                 spec.update(
                     namespace=ns, pod=pod_name, service=env.get("SERVICE_NAME", ""), ingress=env.get("INGRESS_NAME", "")
                 )
+                ipv6 = None
+                if (ns, name) in self.want_ipv6 and not self._ipv6_given and _ipv6_loopback_free(spec):
+                    ipv6, self._ipv6_given = "::1", True
                 pods.append(
                     PodPlan(
                         namespace=ns,
@@ -196,6 +228,7 @@ class PodPlanner:
                         labels={str(k): str(v) for k, v in labels.items()},
                         port_names=port_names,
                         spec=spec,
+                        ipv6=ipv6,
                     )
                 )
             self._by_fingerprint[fingerprint] = pods
@@ -210,10 +243,13 @@ class PodPlanner:
             out[container_path] = str(target)
         return out
 
-    def endpoints(self, docs: Sequence[Document]) -> dict[tuple[str, str], list[tuple[str, Mapping[int | str, int]]]]:
+    def endpoints(
+        self, docs: Sequence[Document], *, ipv6: bool = False
+    ) -> dict[tuple[str, str], list[tuple[str, Mapping[int | str, int]]]]:
         """``(namespace, service) -> [(ip, {port name: port})]`` for every selector Service of ``docs``.
 
-        A Service whose selector matches no planned echo pod gets no endpoints (not invented ones).
+        A Service whose selector matches no planned echo pod gets no endpoints (not invented ones). IPv6
+        addresses of pods are included only with ``ipv6`` (for steps that fill IPv6 EndpointSlices).
         """
         fingerprints = self.fingerprints(docs)
         current = [pod for pod in self.pods if fingerprints.get((pod.namespace, pod.deployment)) == pod.fingerprint]
@@ -231,6 +267,8 @@ class PodPlanner:
                 if pod.namespace == ns and all(pod.labels.get(k) == str(v) for k, v in selector.items())
             ]
             out[(ns, name)] = [(pod.ip, _targets(pod)) for pod in matched]
+            if ipv6:
+                out[(ns, name)] += [(pod.ipv6, _targets(pod)) for pod in matched if pod.ipv6]
         return out
 
 

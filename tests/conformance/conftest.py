@@ -67,8 +67,7 @@ def conformance_session(request: pytest.FixtureRequest, tmp_path_factory: pytest
         work_dir=work_dir,
         placeholders=placeholders,
     )
-    for slug in slugs:
-        session.plan(load_case(case_path(slug)))
+    session.prepare([load_case(case_path(slug)) for slug in slugs])
     echo = EchoProcess(planner.pods, work_dir)
     try:
         echo.start()

@@ -87,7 +87,8 @@ class EchoProcess:
         self.request_log = work_dir / "echo-requests.jsonl"
         argv = [sys.executable, "-m", "nantian.echo", "--request-log", str(self.request_log)]
         for pod in pods:
-            argv += ["--serve", pod.serve_argument()]
+            for argument in pod.serve_arguments():
+                argv += ["--serve", argument]
         self.process = Process("echo", argv, work_dir)
 
     def start(self, timeout: float = 30.0) -> None:

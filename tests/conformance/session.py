@@ -47,16 +47,26 @@ class Session:
         changed = apply_step(
             docs, step, gateway_class=GATEWAY_CLASS, controller_name=CONTROLLER_NAME, placeholders=self.placeholders
         )
-        endpoints = self.planner.endpoints(changed)
         changed = apply_step(
             docs,
             step,
             gateway_class=GATEWAY_CLASS,
             controller_name=CONTROLLER_NAME,
             placeholders=self.placeholders,
-            endpoints=endpoints,
+            endpoints=self.planner.endpoints(changed, ipv6=True),
         )
-        return _with_endpoints(changed, endpoints)
+        return _with_endpoints(changed, self.planner.endpoints(changed))
+
+    def prepare(self, cases: Sequence[Case]) -> None:
+        """Plan echo pods for every case; pods that IPv6 EndpointSlices will name also serve on ``::1``."""
+        for case in cases:
+            for step in case.steps:
+                fill = step.get("set_endpoints") or {}
+                if fill.get("address_type") == "IPv6" and fill.get("from_backend"):
+                    namespace = str(fill.get("name", "")).rpartition("/")[0]
+                    self.planner.want_ipv6.add((namespace, str(fill["from_backend"])))
+        for case in cases:
+            self.plan(case)
 
     def plan(self, case: Case) -> None:
         """Plan echo pods for the case and for every document set its steps lead to."""

@@ -174,6 +174,18 @@ def test_cli_serves_many_identities_and_stops_on_sigterm(tmp_path: Path) -> None
     assert [json.loads(line)["pod"] for line in log_path.read_text().splitlines()] == ["one-abc-1", "two-x-2"]
 
 
+def test_ipv6_listener_address_is_bracketed() -> None:
+    async def scenario() -> None:
+        async with EchoServer([ServeSpec(context=POD, http=("::1", 0))]) as server:
+            listener = server.bound[0]
+            assert listener.address == f"[::1]:{listener.port}"
+            async with httpx.AsyncClient() as client:
+                body = (await client.get(f"http://{listener.address}/v6", timeout=5)).json()
+            assert body["path"] == "/v6"
+
+    run(scenario)
+
+
 def test_cli_rejects_bad_spec() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "nantian.echo", "--serve", "https=127.0.0.1:0,pod=p"],

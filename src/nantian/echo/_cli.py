@@ -87,7 +87,7 @@ def _simple_spec(args: argparse.Namespace) -> ServeSpec | None:
 
 def _announce(bound: list[BoundListener]) -> None:
     for listener in bound:
-        line = {"event": "listening", "kind": listener.kind, "address": f"{listener.host}:{listener.port}"}
+        line = {"event": "listening", "kind": listener.kind, "address": listener.address}
         line.update(namespace=listener.namespace, service=listener.service, pod=listener.pod)
         sys.stdout.write(json.dumps(line) + "\n")
     sys.stdout.write(json.dumps({"event": "ready", "listeners": len(bound)}) + "\n")

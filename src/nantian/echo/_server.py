@@ -41,6 +41,11 @@ class BoundListener:
     service: str
     pod: str
 
+    @property
+    def address(self) -> str:
+        """``HOST:PORT``, with IPv6 hosts in brackets."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
 
 class _Dispatch(asyncio.Protocol):
     """Picks the HTTP version of a connection: ALPN on TLS, the client preface on h2c, HTTP/1.1 otherwise."""
@@ -176,7 +181,7 @@ class EchoServer:
                     pod=context_.pod,
                 )
             )
-            log.info("echo.listening kind=%s address=%s:%s pod=%s", kind, host, bound_port, context_.pod)
+            log.info("echo.listening kind=%s address=%s pod=%s", kind, self.bound[-1].address, context_.pod)
 
     def _track(self, server: asyncio.Server) -> int:
         self._servers.append(server)
