@@ -27,6 +27,7 @@ from nantian.translate.routes import (
     route_parents,
     translate_route,
 )
+from nantian.translate.state import ListenerState
 
 __all__ = ["CompileEntry", "RouteEntry", "RouteMemo"]
 
@@ -81,7 +82,6 @@ class RouteEntry:
         "plain",
         "result",
         "route",
-        "seen",
     )
 
     def __init__(
@@ -103,8 +103,6 @@ class RouteEntry:
         self.backend_epoch = backend_epoch
         self.plain = namespace is _UNREAD and not any(c.reads for c in compiles.values())
         """Nothing but parents and resolutions to check."""
-        self.seen = 0
-        """The last translation (a counter) that had the route."""
         self.checked = -1
         """The translator's epoch at which this plain entry was last known valid (-1: check every time)."""
         self._parents = parents
@@ -133,6 +131,8 @@ class RouteMemo:
         self.by_gateway: dict[tuple[str, str], dict[int, RouteEntry]] = {}
         """The entries whose IR goes to each Gateway."""
         self._by_ref: dict[ObjectRef, int] = {}
+        self.attached: dict[ListenerState, int] = {}
+        """How many routes attach to each listener (listener states hash by identity)."""
         self._holders: dict[ResolveKey, int] = {}
         self._unheld: set[ResolveKey] = set()
         self._old_compiles: dict[str | None, CompileEntry] = {}
@@ -254,14 +254,26 @@ class RouteMemo:
         return entry, gone
 
     def hold(self, entry: RouteEntry) -> None:
-        """Count the resolutions ``entry`` holds."""
+        """Count the resolutions ``entry`` holds and the listeners it attaches to."""
+        if entry.result is not None:
+            attached = self.attached
+            for lst in entry.result.attached:
+                attached[lst] = attached.get(lst, 0) + 1
         holders = self._holders
         for c in entry.compiles.values():
             for key in c.keys:
                 holders[key] = holders.get(key, 0) + 1
 
     def let_go(self, entry: RouteEntry) -> None:
-        """Stop counting the resolutions ``entry`` holds."""
+        """Stop counting the resolutions ``entry`` holds and the listeners it attaches to."""
+        if entry.result is not None:
+            attached = self.attached
+            for lst in entry.result.attached:
+                left = attached.get(lst, 0) - 1
+                if left > 0:
+                    attached[lst] = left
+                else:
+                    attached.pop(lst, None)
         holders = self._holders
         for key in entry.resolve_keys():
             left = holders.get(key, 0) - 1

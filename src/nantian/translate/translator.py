@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -136,7 +136,6 @@ class Translator:
         self._built: dict[ObjectRef, tuple[GatewayState, list[Listener]]] = {}
         self._ir = IrReuse()
         self._ir_secrets: dict[str, tuple[object, IrSecret]] = {}
-        self._stamp = 0
         self._epochs = (-1, -1)
         self._epoch = 0
         self._route_statuses: dict[ObjectRef, Mapping[str, Any]] = {}
@@ -193,13 +192,9 @@ class Translator:
         states, secrets, config_maps, dirty = self._gateway_layer(resources, statuses, grants)
         owners: dict[tuple[str, str], tuple[OwnerState, GatewayState]] = {}
         for state in states.values():
-            for lst in state.listeners:
-                lst.attached = 0
             for owner in state.listener_sets:
                 ls = owner.listener_set
                 owners[(ls.metadata.namespace, ls.metadata.name)] = (owner, state)
-                for lst in owner.listeners:
-                    lst.attached = 0
         old_states, old_owners = self._parents
         if (
             states.keys() != old_states.keys()
@@ -229,48 +224,52 @@ class Translator:
         namespaces_changed = namespaces != self._namespaces
         self._namespaces = namespaces
 
-        self._stamp += 1
-        stamp = self._stamp
         entries = memo.entries
+        get = entries.get
         route_statuses = self._route_statuses
         claimed: set[ObjectRef] = set()
-        ordered: list[RouteEntry] = []
+        count = 0
         for kind in _ROUTE_KINDS:
             for route in resources.of_kind(kind):
-                entry = entries.get(id(route))
-                if entry is None or (
-                    entry.checked != epoch
-                    and not memo.still_valid(entry, ctx, resolver, gateway_epoch, namespaces_changed)
+                count += 1
+                entry = get(id(route))
+                if entry is not None and (
+                    entry.checked == epoch or memo.still_valid(entry, ctx, resolver, gateway_epoch, namespaces_changed)
                 ):
-                    fresh = memo.compute(route, entry, ctx, resolver, gateway_epoch)
-                    dirty |= memo.store(fresh, entry)
-                    entry = fresh
-                    ref = route.ref
-                    claimed.add(ref)
-                    if fresh.result is not None:
-                        route_statuses[ref] = fresh.result.status
-                    else:
-                        route_statuses.pop(ref, None)
-                if entry.plain:
-                    entry.checked = epoch
-                entry.seen = stamp
-                ordered.append(entry)
-                result = entry.result
-                if result is not None:
-                    for lst in result.attached:
-                        lst.attached += 1
-        if len(entries) != len(ordered):  # routes went away
-            for key in [k for k, e in entries.items() if e.seen != stamp]:
+                    if entry.plain:
+                        entry.checked = epoch
+                    continue
+                fresh = memo.compute(route, entry, ctx, resolver, gateway_epoch)
+                if fresh.plain:
+                    fresh.checked = epoch
+                dirty |= memo.store(fresh, entry)
+                ref = route.ref
+                claimed.add(ref)
+                if fresh.result is not None:
+                    route_statuses[ref] = fresh.result.status
+                else:
+                    route_statuses.pop(ref, None)
+        if len(entries) != count:  # routes went away
+            live = {id(route) for kind in _ROUTE_KINDS for route in resources.of_kind(kind)}
+            for key in [k for k in entries if k not in live]:
                 gone, gateways = memo.drop(key)
                 dirty |= gateways
                 ref = gone.route.ref
                 if ref not in claimed:
                     route_statuses.pop(ref, None)
+        attached = memo.attached
+        for state in states.values():
+            for lst in state.all_listeners():
+                lst.attached = attached.get(lst, 0)
+            for owner in state.listener_sets:
+                if not owner.allowed:
+                    for lst in owner.listeners:
+                        lst.attached = attached.get(lst, 0)
         memo.release_unheld(resolver)
         statuses.update(route_statuses)
 
         listeners = self._listeners(states, dirty, statuses)
-        self._policy_statuses(policies, ordered, statuses)
+        self._policy_statuses(policies, entries.values(), statuses)
         clusters = resolver.clusters()
         ir_secrets = self._secrets(listeners, clusters, secrets, {**config_maps, **resolver.ca_maps()})
         snapshot = Snapshot.build(listeners, clusters, ir_secrets)
@@ -321,14 +320,14 @@ class Translator:
         return listeners
 
     def _policy_statuses(
-        self, policies: PolicyIndex, ordered: list[RouteEntry], statuses: dict[ObjectRef, Mapping[str, Any]]
+        self, policies: PolicyIndex, entries: Iterable[RouteEntry], statuses: dict[ObjectRef, Mapping[str, Any]]
     ) -> None:
         """BackendTLSPolicy statuses: an ancestor per Gateway whose accepted routes use a targeted Service."""
         if not policies.results:
             return
         targets = policies.targets()
         users: dict[tuple[str, str], set[ObjectRef]] = {}
-        for entry in ordered:
+        for entry in entries:
             if entry.result is not None:
                 for gateway, services in entry.result.users:
                     for svc in services & targets:
