@@ -233,9 +233,7 @@ class RouteMemo:
             gone = old.gateways()
             old_key = id(old.route)
             for gateway in gone - touched if old_key == key else gone:
-                found = self.by_gateway.get(gateway)
-                if found is not None and found.get(old_key) is old:
-                    del found[old_key]
+                self._unplace(gateway, old_key, old)
             touched = touched | gone
         return touched
 
@@ -248,10 +246,15 @@ class RouteMemo:
         self.let_go(entry)
         gone = entry.gateways()
         for gateway in gone:
-            found = self.by_gateway.get(gateway)
-            if found is not None and found.get(key) is entry:
-                del found[key]
+            self._unplace(gateway, key, entry)
         return entry, gone
+
+    def _unplace(self, gateway: tuple[str, str], key: int, entry: RouteEntry) -> None:
+        found = self.by_gateway.get(gateway)
+        if found is not None and found.get(key) is entry:
+            del found[key]
+            if not found:
+                del self.by_gateway[gateway]
 
     def hold(self, entry: RouteEntry) -> None:
         """Count the resolutions ``entry`` holds and the listeners it attaches to."""

@@ -127,6 +127,10 @@ class Translator:
     def __init__(self, options: TranslateOptions | None = None) -> None:
         self.options = options or TranslateOptions()
         self._lock = threading.Lock()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Start from nothing: the next translation computes everything."""
         self._resolver = BackendResolver()
         self._memo = RouteMemo()
         self._states: dict[tuple[str, str], tuple[tuple[Any, ...], GatewayState]] = {}
@@ -143,7 +147,14 @@ class Translator:
     def translate(self, resources: ResourceSet) -> Translation:
         """Translate ``resources``; see :func:`translate` and the class docstring."""
         with self._lock, _gc_paused():
-            return self._translate(resources)
+            try:
+                return self._translate(resources)
+            except BaseException:
+                # translate() raises only for our own bugs; what was remembered may be half updated, so the
+                # next translation starts from scratch rather than from it.
+                log.error("translate.failed remembered=%d (forgotten)", len(self._memo.entries))
+                self._forget()
+                raise
 
     def _gateway_layer(
         self, resources: ResourceSet, statuses: dict[ObjectRef, Mapping[str, Any]], grants: GrantIndex

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -334,3 +335,22 @@ def test_each_kind_of_input_change_shows_in_the_next_incremental_translation() -
             dict(previous.statuses),
         ), f"{what}: the step changes nothing, so it tests nothing"
         previous = result
+
+
+def test_a_failed_translation_leaves_nothing_half_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nantian.translate.translator as translator_module
+
+    rs = ResourceSet.from_objects([_obj(d) for d in BASE_DOCS])
+    translator = Translator(OPTIONS)
+    translator.translate(rs)
+    rs = rs.with_object(_obj(_gateway(hostname="*.example.com")))
+    real = translator_module.build_listeners
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the translator")
+
+    monkeypatch.setattr(translator_module, "build_listeners", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        translator.translate(rs)
+    monkeypatch.setattr(translator_module, "build_listeners", real)
+    _assert_same(translator.translate(rs), translate(rs, OPTIONS))
