@@ -25,6 +25,7 @@ __all__ = [
     "OTHER_CONTROLLER",
     "OUR_CONTROLLER",
     "ROUTES",
+    "ROUTE_KINDS",
     "SECRETS",
     "SERVICES",
     "SERVICE_PORTS",
@@ -41,6 +42,8 @@ __all__ = [
     "secret_documents",
     "service_documents",
     "tcp_route_documents",
+    "tls_route_documents",
+    "udp_route_documents",
 ]
 
 Doc = dict[str, Any]
@@ -56,6 +59,8 @@ SERVICES = ("svc-1", "svc-2", "svc-3")
 SERVICE_PORTS = (80, 8080)
 SECRETS = ("tls-1", "tls-2")
 ROUTES = ("route-1", "route-2", "route-3", "route-4")
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "UDPRoute")
+"""The route kinds :func:`documents` generates."""
 HOSTNAMES = ("example.com", "a.example.com", "x.a.example.com", "b.example.com", "*.example.com", "*.a.example.com")
 """Hostnames listeners and routes pick from: exact names, wildcards, and names under wildcards."""
 _LISTENER_PORTS = (80, 443, 8080, 8443)
@@ -477,6 +482,32 @@ def tcp_route_documents(
 
 
 @st.composite
+def tls_route_documents(
+    draw: st.DrawFn, name: str | None = None, namespace: str | None = None, existing: ExistingObjects | None = None
+) -> Doc:
+    """A TLSRoute (SNI hostnames, for TLS listeners, passthrough or terminated) with weighted backendRefs."""
+    doc, ns = draw(_route("TLSRoute", name, namespace, existing or ExistingObjects()))
+    # TLSRoute v1 requires hostnames (at least one).
+    doc["spec"]["hostnames"] = draw(st.lists(st.sampled_from(HOSTNAMES), min_size=1, max_size=2, unique=True))
+    doc["spec"]["rules"] = [
+        {"backendRefs": draw(st.lists(_backend_ref(ns, existing or ExistingObjects()), min_size=1, max_size=2))}
+    ]
+    return doc
+
+
+@st.composite
+def udp_route_documents(
+    draw: st.DrawFn, name: str | None = None, namespace: str | None = None, existing: ExistingObjects | None = None
+) -> Doc:
+    """A UDPRoute with one rule of weighted backendRefs."""
+    doc, ns = draw(_route("UDPRoute", name, namespace, existing or ExistingObjects()))
+    doc["spec"]["rules"] = [
+        {"backendRefs": draw(st.lists(_backend_ref(ns, existing or ExistingObjects()), min_size=1, max_size=2))}
+    ]
+    return doc
+
+
+@st.composite
 def reference_grant_documents(draw: st.DrawFn, name: str | None = None, namespace: str | None = None) -> Doc:
     """A ReferenceGrant letting routes (or Gateways) of one namespace refer to Services (or Secrets) here."""
     grant = name if name is not None else draw(st.sampled_from(["grant-1", "grant-2"]))
@@ -486,7 +517,7 @@ def reference_grant_documents(draw: st.DrawFn, name: str | None = None, namespac
             st.fixed_dictionaries(
                 {
                     "group": st.just(GATEWAY_API),
-                    "kind": st.sampled_from(["HTTPRoute", "GRPCRoute", "TCPRoute", "Gateway"]),
+                    "kind": st.sampled_from(["HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "UDPRoute", "Gateway"]),
                     "namespace": st.sampled_from(NAMESPACES),
                 }
             ),
@@ -584,6 +615,8 @@ def _any_document() -> st.SearchStrategy[Doc]:
         http_route_documents(),
         grpc_route_documents(),
         tcp_route_documents(),
+        tls_route_documents(),
+        udp_route_documents(),
         reference_grant_documents(),
         namespace_documents(),
         secret_documents(),
@@ -598,7 +631,7 @@ def _cross_namespace_refs(docs: Sequence[Doc]) -> list[tuple[str, str, str, str,
     found = []
     for doc in docs:
         ns = doc["metadata"].get("namespace", "")
-        if doc["kind"] in ("HTTPRoute", "GRPCRoute", "TCPRoute"):
+        if doc["kind"] in ROUTE_KINDS:
             for rule in doc["spec"].get("rules", ()):
                 refs = list(rule.get("backendRefs", ()))
                 refs += [f["requestMirror"]["backendRef"] for f in rule.get("filters", ()) if "requestMirror" in f]
@@ -679,7 +712,7 @@ def documents(
     route_keys = draw(
         st.lists(
             st.tuples(
-                st.sampled_from(["HTTPRoute", "HTTPRoute", "GRPCRoute", "TCPRoute"]),
+                st.sampled_from(["HTTPRoute", "HTTPRoute", "HTTPRoute", "GRPCRoute", *ROUTE_KINDS[2:]]),
                 route_namespaces,
                 st.sampled_from(ROUTES),
             ),
@@ -688,7 +721,13 @@ def documents(
             unique=True,
         )
     )
-    makers = {"HTTPRoute": http_route_documents, "GRPCRoute": grpc_route_documents, "TCPRoute": tcp_route_documents}
+    makers = {
+        "HTTPRoute": http_route_documents,
+        "GRPCRoute": grpc_route_documents,
+        "TCPRoute": tcp_route_documents,
+        "TLSRoute": tls_route_documents,
+        "UDPRoute": udp_route_documents,
+    }
     existing = ExistingObjects(tuple(gateway_keys), tuple(service_keys))
     docs += [draw(makers[kind](name, ns, existing)) for kind, ns, name in route_keys]
     grant_keys = draw(

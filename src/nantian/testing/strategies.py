@@ -65,6 +65,7 @@ from nantian.testing._strategies_kube import (
     NAMESPACES,
     OTHER_CONTROLLER,
     OUR_CONTROLLER,
+    ROUTE_KINDS,
     ROUTES,
     SECRETS,
     SERVICE_PORTS,
@@ -82,6 +83,8 @@ from nantian.testing._strategies_kube import (
     secret_documents,
     service_documents,
     tcp_route_documents,
+    tls_route_documents,
+    udp_route_documents,
 )
 from nantian.testing._strategies_pem import CERT_HOSTS, PemPair, pem_pair
 
@@ -97,6 +100,7 @@ __all__ = [
     "OTHER_CONTROLLER",
     "OUR_CONTROLLER",
     "ROUTES",
+    "ROUTE_KINDS",
     "SECRETS",
     "SERVICES",
     "SERVICE_PORTS",
@@ -142,6 +146,8 @@ __all__ = [
     "service_documents",
     "shuffled",
     "tcp_route_documents",
+    "tls_route_documents",
+    "udp_route_documents",
 ]
 
 
