@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nantian import ir
+from nantian.ir.snapshot import encoded
 from nantian.testing import strategies as nst
 
 STRATEGIES: dict[str, tuple[st.SearchStrategy[Any], type]] = {
@@ -44,6 +45,9 @@ def test_snapshots_round_trip_exactly(snapshot: ir.Snapshot) -> None:
     # The version is the content's: rebuilding in any order gives the same snapshot.
     rebuilt = ir.Snapshot.build(reversed(decoded.listeners), reversed(decoded.clusters), reversed(decoded.secrets))
     assert rebuilt == snapshot
+    # The version hashes cached (listeners: spliced) encodings; they must be the codec's bytes exactly.
+    for resource in snapshot.resources().values():
+        assert encoded(resource) == ir.dumps(resource)
 
 
 @given(nst.ir_snapshot_pairs())
