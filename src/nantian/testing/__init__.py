@@ -1,4 +1,7 @@
-"""Helpers for testing nantian and code built on it: Gateway API cases and the TLS material they need."""
+"""Helpers for testing nantian and code built on it: Gateway API cases, the TLS material they need, transport checks.
+
+Hypothesis strategies live in :mod:`nantian.testing.strategies` (imported on demand: it pulls in hypothesis).
+"""
 
 from nantian.testing.cases import (
     DEFAULT_PLACEHOLDERS,
@@ -12,6 +15,7 @@ from nantian.testing.cases import (
     load_case,
 )
 from nantian.testing.certs import CertificateFactory, MaterialSpec, generated_objects, suite_material
+from nantian.testing.transport import RecordingConsumer, check_transport, sample_snapshot
 
 __all__ = [
     "DEFAULT_PLACEHOLDERS",
@@ -19,12 +23,15 @@ __all__ = [
     "CertificateFactory",
     "EndpointSpec",
     "MaterialSpec",
+    "RecordingConsumer",
     "accepted_entries",
     "apply_step",
     "case_documents",
     "check_status",
+    "check_transport",
     "data_dir",
     "generated_objects",
     "load_case",
+    "sample_snapshot",
     "suite_material",
 ]
