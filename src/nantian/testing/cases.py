@@ -134,7 +134,7 @@ def _substitute(text: str, placeholders: Mapping[str, str]) -> str:
 
 def _load_manifest(path: Path, placeholders: Mapping[str, str]) -> list[dict[str, Any]]:
     text = _substitute(path.read_text(), placeholders)
-    return [d for d in yaml.load_all(text, Loader=yaml.SafeLoader) if isinstance(d, dict)]
+    return [d for d in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if isinstance(d, dict)]
 
 
 def _placeholders(gateway_class: str, controller_name: str, extra: Mapping[str, str] | None) -> dict[str, str]:
