@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 
-.PHONY: run test lint typecheck pytest proto bench clean
+.PHONY: run test lint typecheck pytest conformance-split proto clean
 
 $(STAMP): pyproject.toml Makefile $(wildcard proto/*/*.proto proto/*/*/*/*.proto)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# The live conformance cases again, with `nantian controller` + `nantian proxy` as separate processes.
+conformance-split: $(STAMP)
+	NANTIAN_CONFORMANCE_MODE=split $(BIN)/pytest -q tests/conformance
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info src/nantian/_proto
