@@ -11,8 +11,5 @@ UNSUPPORTED: dict[str, str] = {
         "nantian outside Kubernetes generates no ServiceAccount/Pod/Service per Gateway, so there is nothing to "
         "carry spec.infrastructure labels and annotations"
     ),
-    "tlsroute-mixed-termination-same-namespace": (
-        "Terminate and Passthrough TLS listeners on one port are reported as ProtocolConflict (TLSRouteModeMixed)"
-    ),
 }
 """Case slug (file name without ``.yaml``) -> why nantian does not pass it."""

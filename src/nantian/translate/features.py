@@ -50,9 +50,10 @@ FEATURES: frozenset[str] = frozenset(
         "ReferenceGrant",
         "TCPRoute",
         "TLSRoute",
+        "TLSRouteModeMixed",
         "TLSRouteModeTerminate",
         "UDPRoute",
     }
 )
-"""Claimed features. Not claimed: ``TLSRouteModeMixed`` (one bind serves one TLS mode) and
-``GatewayInfrastructurePropagation`` (nantian creates no per-Gateway Kubernetes objects)."""
+"""Claimed features. Not claimed: ``GatewayInfrastructurePropagation`` (nantian creates no per-Gateway Kubernetes
+objects)."""

@@ -130,7 +130,9 @@ def build_listeners(state: GatewayState, routes: GatewayRoutes, reuse: IrReuse |
         if protocol == "HTTPS":
             tls_mode = TlsMode.TERMINATE
         elif protocol == "TLS":
-            tls_mode = TlsMode.PASSTHROUGH if sections[0].tls_mode == "Passthrough" else TlsMode.TERMINATE
+            # Mixed ports terminate where a section has certificates; the listener's mode is the default.
+            modes = {section.tls_mode for section in sections}
+            tls_mode = TlsMode.PASSTHROUGH if modes == {"Passthrough"} else TlsMode.TERMINATE
         vhosts.sort(key=lambda v: (v.section, v.hostname))
         listener = reuse.listener(
             Listener(

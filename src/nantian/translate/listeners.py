@@ -184,8 +184,10 @@ def validate_listener(
     return state
 
 
-def _proto_key(listener: ListenerState) -> tuple[str, str | None]:
-    return (listener.protocol, listener.tls_mode if listener.protocol == "TLS" else None)
+def _proto_key(listener: ListenerState) -> str:
+    """Listeners on one port must agree on this. TLS Terminate and Passthrough may share a port (TLSRouteModeMixed):
+    the data plane terminates for SNI names whose section has certificates and passes the others through."""
+    return listener.protocol
 
 
 def _family(listener: ListenerState) -> str:
@@ -198,9 +200,7 @@ def _conflict(a: ListenerState, b: ListenerState) -> tuple[str, str] | None:
     if _proto_key(a) != _proto_key(b):
         return (
             "ProtocolConflict",
-            f"port {a.port} is also used with protocol {b.protocol}"
-            + (f" ({b.tls_mode})" if b.tls_mode and b.protocol == a.protocol else "")
-            + f" by listener {b.section}",
+            f"port {a.port} is also used with protocol {b.protocol}" + f" by listener {b.section}",
         )
     if (a.hostname or "") == (b.hostname or ""):
         return ("HostnameConflict", f"port {a.port} and hostname {a.hostname or '(none)'} are also used by {b.section}")

@@ -257,7 +257,7 @@ def test_gateway_class_status() -> None:
     status = t.statuses[ObjectRef("GatewayClass", "", "nantian")]
     assert cond(status, "Accepted") == ("True", "Accepted")
     assert [f["name"] for f in status["supportedFeatures"]] == sorted(FEATURES)
-    assert "HTTPRoute" in FEATURES and "TLSRouteModeMixed" not in FEATURES
+    assert "HTTPRoute" in FEATURES and "GatewayInfrastructurePropagation" not in FEATURES
 
 
 def test_gateways_of_a_class_with_missing_parameters_are_not_accepted() -> None:
