@@ -1,4 +1,11 @@
-"""``nantian standalone``: file source, translator and proxy in one process, joined by the in-process transport."""
+"""``nantian standalone``: file source, translator and proxy in one process, joined by the in-process transport.
+
+With ``--workers N`` (N > 1) the proxy runs in N worker processes instead: this process keeps the source, the
+translator and the admin API, serves the snapshots on a local gRPC config server (127.0.0.1, a free port), and
+supervises N ``nantian proxy`` workers (node ids ``standalone-worker-0`` ..) that stream from it and share the
+listener ports through ``SO_REUSEPORT`` (:mod:`nantian.proxy.workers`). Their acks show in ``/api/v1/nodes``;
+``/readyz`` waits for every worker; SIGTERM drains them all.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +24,12 @@ from nantian.admin import AdminServer
 from nantian.controlplane.metrics import ControlPlaneMetrics
 from nantian.controlplane.nodes import node_documents
 from nantian.controlplane.reconciler import Reconciled, Reconciler
+from nantian.dataplane.app import ProxyOptions, worker_arguments
 from nantian.errors import SourceError
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
+from nantian.proxy.workers import WorkerChannelServer, WorkerSupervisor, nantian_command
 from nantian.translate import TranslateOptions
 from nantian.xds.registry import NodeRegistry
 from nantian.xds.store import SnapshotStore
@@ -42,6 +51,8 @@ class StandaloneOptions:
     port_offset: int = 0
     controller_name: str = "nantian.io/gateway-controller"
     drain_timeout: float = 10.0
+    workers: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    """Proxy processes; more than 1 runs them as workers sharing the ports (see the module docstring)."""
 
     @property
     def source_url(self) -> str:
@@ -52,40 +63,113 @@ class StandaloneOptions:
         return f"files:{self.config_dir}"
 
 
+WORKER_NODE_ID = "standalone-worker"
+"""Worker ``i`` of ``--workers N`` has node id ``standalone-worker-i``."""
+
+
 class _State:
     """The admin view of a standalone process."""
 
     def __init__(
         self,
         reconciler: Reconciler,
-        runtime: ProxyRuntime,
+        plane: _InProcessPlane | _WorkerPlane,
         metrics: ControlPlaneMetrics,
         registry: NodeRegistry,
-        client: TransportClient,
     ) -> None:
         self.reconciler = reconciler
-        self.runtime = runtime
+        self.plane = plane
         self.metrics = metrics
         self.registry = registry
-        self.client = client
 
     def ready(self) -> bool:
-        return self.client.version is not None
+        return self.plane.ready(self.registry)
 
     def resources(self) -> Sequence[Mapping[str, Any]] | None:
         latest = self.reconciler.latest
         return [] if latest is None else latest.objects()
 
     def snapshot(self) -> Snapshot | None:
-        return self.runtime.snapshot
+        return self.plane.snapshot()
 
     def nodes(self) -> Sequence[Mapping[str, Any]]:
         return node_documents(self.registry)
 
     def metrics_text(self) -> bytes:
-        runtime_registry = self.runtime.metrics_registry
-        assert isinstance(runtime_registry, CollectorRegistry)
-        return generate_latest(self.metrics.registry) + generate_latest(runtime_registry)
+        return generate_latest(self.metrics.registry) + generate_latest(self.plane.metrics_registry())
+
+
+class _InProcessPlane:
+    """The proxy runtime in this process, fed by the in-process transport."""
+
+    def __init__(self, runtime: ProxyRuntime, client: TransportClient) -> None:
+        self.runtime = runtime
+        self.client = client
+        self._task: asyncio.Task[None] | None = None
+
+    def ready(self, registry: NodeRegistry) -> bool:
+        return self.client.version is not None
+
+    def snapshot(self) -> Snapshot | None:
+        return self.runtime.snapshot
+
+    def metrics_registry(self) -> CollectorRegistry:
+        return self.runtime.metrics_registry
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.client.run(), name="transport-client")
+
+    async def stop(self, drain_timeout: float) -> None:
+        await self.client.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._task, 2.0)
+        await self.runtime.drain(drain_timeout)
+
+
+class _WorkerPlane:
+    """N ``nantian proxy`` worker processes streaming from this process's gRPC config server."""
+
+    def __init__(self, options: StandaloneOptions, store: SnapshotStore) -> None:
+        self.count = options.workers
+        self._options = options
+        self._store = store
+        self.channel = WorkerChannelServer()
+        self.supervisor: WorkerSupervisor | None = None
+
+    def ready(self, registry: NodeRegistry) -> bool:
+        for i in range(self.count):
+            record = registry.get(f"{WORKER_NODE_ID}-{i}")
+            if record is None or not record.connected or record.version_acked is None:
+                return False
+        return True
+
+    def snapshot(self) -> Snapshot | None:
+        return self._store.current
+
+    def metrics_registry(self) -> CollectorRegistry:
+        if self.supervisor is None:
+            return CollectorRegistry()
+        return self.supervisor.metrics_registry
+
+    async def start(self, xds_address: str) -> None:
+        await self.channel.start()
+        proxy = ProxyOptions(
+            xds_address=xds_address,
+            node_id=WORKER_NODE_ID,
+            port_offset=self._options.port_offset,
+            admin_host="127.0.0.1",
+            drain_timeout=self._options.drain_timeout,
+        )
+        self.supervisor = WorkerSupervisor(
+            self.count, lambda i: nantian_command("proxy", *worker_arguments(proxy, i, self.channel.path))
+        )
+        await self.supervisor.start()
+
+    async def stop(self, drain_timeout: float) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop(drain_timeout + 5.0)
+        await self.channel.close()
 
 
 async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | None = None) -> int:
@@ -100,17 +184,25 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
     if source is None:
         log.error("standalone.no_source url=%s", url)
         return 2
-    transport = pm.hook.nantian_transport(name="inprocess")
+    transport_name = "grpc" if options.workers > 1 else "inprocess"
+    transport = pm.hook.nantian_transport(name=transport_name)
     if transport is None:
-        log.error("standalone.no_transport name=inprocess")
+        log.error("standalone.no_transport name=%s", transport_name)
         return 2
-    runtime = ProxyRuntime(RuntimeOptions(port_offset=options.port_offset, node_id="standalone"))
     metrics = ControlPlaneMetrics()
     stop = stop or asyncio.Event()
     store, registry = SnapshotStore(), NodeRegistry()
-    server = transport.server(store, ServerOptions(registry=registry))
+    plane: _InProcessPlane | _WorkerPlane
+    if options.workers > 1:
+        server = transport.server(
+            store, ServerOptions(address="127.0.0.1:0", registry=registry, metrics_registry=metrics.registry)
+        )
+        plane = _WorkerPlane(options, store)
+    else:
+        server = transport.server(store, ServerOptions(registry=registry))
+        runtime = ProxyRuntime(RuntimeOptions(port_offset=options.port_offset, node_id="standalone"))
+        plane = _InProcessPlane(runtime, transport.client(runtime, ClientOptions(node_id="standalone")))
     await server.start()
-    client = transport.client(runtime, ClientOptions(node_id="standalone"))
 
     async def publish(result: Reconciled) -> None:
         metrics.observe(result)
@@ -119,16 +211,26 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
     translate_options = TranslateOptions(controller_name=options.controller_name, address_pool=options.address_pool)
     sinks = [s for group in pm.hook.nantian_status_sinks(url=url) for s in (group or ())]
     reconciler = Reconciler(source, translate_options, publish, sinks=sinks)
-    state = _State(reconciler, runtime, metrics, registry, client)
+    state = _State(reconciler, plane, metrics, registry)
     admin = AdminServer(state, options.admin_host, options.admin_port)
-    await admin.start()
+    try:
+        await admin.start()
+    except OSError as exc:
+        log.error("standalone.admin_failed address=%s:%s error=%s", options.admin_host, options.admin_port, exc)
+        await server.stop()
+        return 2
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    log.info("standalone.started source=%s admin=%s:%s", url, options.admin_host, admin.port)
-    client_task = asyncio.create_task(client.run(), name="transport-client")
+    log.info(
+        "standalone.started source=%s admin=%s:%s workers=%s", url, options.admin_host, admin.port, options.workers
+    )
+    if isinstance(plane, _WorkerPlane):
+        await plane.start(server.address)
+    else:
+        await plane.start()
     reconcile_task = asyncio.create_task(reconciler.run(), name="reconciler")
     stop_task = asyncio.create_task(stop.wait(), name="stop")
     try:
@@ -144,11 +246,8 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
         stop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reconcile_task
-        await client.close()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await asyncio.wait_for(client_task, 2.0)
+        await plane.stop(options.drain_timeout)
         await server.stop()
-        await runtime.drain(options.drain_timeout)
         with contextlib.suppress(Exception):
             await source.aclose()
         await admin.close()

@@ -3,6 +3,11 @@
 A transport client (gateway.control.v1 over gRPC by default) feeds a :class:`~nantian.proxy.ProxyRuntime`.
 Snapshots that cannot be applied in full (a listener that cannot bind included) are refused with a Nack and
 the last good configuration keeps serving; so does the proxy when the controller is gone.
+
+With ``--workers N`` (N > 1) this process only supervises: it runs N ``nantian proxy`` worker processes with node
+ids ``ID-0`` .. ``ID-(N-1)``, each streaming from the controller on its own and binding the listener ports with
+``SO_REUSEPORT`` (ports granted through :mod:`nantian.proxy.workers`), and serves an admin API that is ready once
+every worker applied a configuration.
 """
 
 from __future__ import annotations
@@ -27,9 +32,25 @@ from nantian.admin import AdminServer
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
+from nantian.proxy.workers import (
+    WorkerChannel,
+    WorkerChannelServer,
+    WorkerSupervisor,
+    nantian_command,
+    worker_status,
+)
 from nantian.xds import ClientOptions, ClientTls, TransportClient, status_of
 
-__all__ = ["DataPlane", "ProxyOptions", "build_parser", "main", "options_from", "run_proxy"]
+__all__ = [
+    "DataPlane",
+    "ProxyOptions",
+    "build_parser",
+    "main",
+    "options_from",
+    "run_proxy",
+    "run_proxy_workers",
+    "worker_arguments",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +71,10 @@ class ProxyOptions:
     xds_server_name: str | None = None  # --xds-server-name: name expected in the controller's certificate
     drain_timeout: float = 10.0  # --drain-timeout seconds
     transport: str = "grpc"  # --transport: a nantian_transport plugin name
+    workers: int = attrs.field(default=1, validator=attrs.validators.ge(1))  # --workers N
+    worker_channel: str | None = None
+    """--worker-channel PATH (set by a ``--workers`` parent): bind with SO_REUSEPORT through the parent's channel,
+    report status to it, drain when it goes away."""
 
     def client_tls(self) -> ClientTls | None:
         if self.xds_tls_ca is None and self.xds_tls_cert is None and self.xds_tls_key is None:
@@ -65,12 +90,15 @@ class DataPlane:
     def __init__(self, options: ProxyOptions, *, plugin_manager: pluggy.PluginManager | None = None) -> None:
         self.options = options
         self._pm = plugin_manager or get_plugin_manager()
+        self.channel = WorkerChannel(options.worker_channel) if options.worker_channel else None
         self.runtime = ProxyRuntime(
             RuntimeOptions(
                 port_offset=options.port_offset,
                 node_id=options.node_id,
                 bind_failure="reject",
                 drain_timeout=options.drain_timeout,
+                reuse_port=self.channel is not None,
+                port_guard=self.channel,
             ),
             plugin_manager=self._pm,
         )
@@ -79,6 +107,7 @@ class DataPlane:
         self.metrics_registry = CollectorRegistry(auto_describe=True)
         self.metrics_registry.register(_ClientCollector(self))
         self._task: asyncio.Task[None] | None = None
+        self._report_task: asyncio.Task[None] | None = None
 
     @property
     def admin_port(self) -> int:
@@ -92,6 +121,8 @@ class DataPlane:
         transport = self._pm.hook.nantian_transport(name=options.transport)
         if transport is None:
             raise ValueError(f"no transport called {options.transport!r}")
+        if self.channel is not None:
+            await self.channel.connect()
         self.client = transport.client(
             self.runtime,
             ClientOptions(
@@ -104,6 +135,8 @@ class DataPlane:
         self.admin = AdminServer(_DataPlaneState(self), options.admin_host, options.admin_port)
         await self.admin.start()
         self._task = asyncio.create_task(self.client.run(), name="config-client")
+        if self.channel is not None:
+            self._report_task = asyncio.create_task(self._report(self.channel), name="worker-report")
         log.info(
             "proxy.started node=%s xds=%s gateways=%s offset=%s admin=%s",
             options.node_id,
@@ -113,8 +146,32 @@ class DataPlane:
             self.admin.port,
         )
 
+    async def _report(self, channel: WorkerChannel) -> None:
+        """Send this worker's status to the supervising parent whenever it changes (checked 5 times a second)."""
+        last: dict[str, Any] | None = None
+        while not channel.closed.is_set():
+            client = self.client
+            status = worker_status(
+                self.options.node_id,
+                self.admin.port if self.admin is not None else None,
+                self.runtime.version,
+                connected=bool(getattr(client, "connected", False)),
+                lastNack=None if client is None else client.last_error,
+                counters=dict(self.runtime.counters()),
+            )
+            if status != last:
+                channel.report(status)
+                last = status
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(channel.closed.wait(), 0.2)
+
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Stop streaming, finish in-flight requests (within ``drain_timeout``), close everything."""
+        if self._report_task is not None:
+            self._report_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._report_task
+            self._report_task = None
         if self.client is not None:
             await self.client.close()
         if self._task is not None:
@@ -123,6 +180,8 @@ class DataPlane:
                 await self._task
             self._task = None
         await self.runtime.drain(self.options.drain_timeout if drain_timeout is None else drain_timeout)
+        if self.channel is not None:
+            await self.channel.close()
         if self.admin is not None:
             await self.admin.close()
         log.info("proxy.stopped node=%s", self.options.node_id)
@@ -198,7 +257,13 @@ class _ClientCollector:
 
 
 async def run_proxy(options: ProxyOptions, *, stop: asyncio.Event | None = None) -> int:
-    """Run until ``stop`` is set (or SIGTERM/SIGINT), then drain. Returns the process exit code."""
+    """Run until ``stop`` is set (or SIGTERM/SIGINT), then drain. Returns the process exit code.
+
+    With ``options.workers > 1``: :func:`run_proxy_workers`. A worker (``options.worker_channel``) also stops when
+    its parent goes away.
+    """
+    if options.workers > 1 and options.worker_channel is None:
+        return await run_proxy_workers(options, stop=stop)
     stop = stop or asyncio.Event()
     plane = DataPlane(options)
     try:
@@ -211,14 +276,105 @@ async def run_proxy(options: ProxyOptions, *, stop: asyncio.Event | None = None)
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    waits = [asyncio.create_task(stop.wait())]
+    if plane.channel is not None:
+        waits.append(asyncio.create_task(plane.channel.closed.wait()))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            log.warning("proxy.supervisor_gone node=%s", options.node_id)
+    finally:
+        for task in waits:
+            task.cancel()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        log.info("proxy.draining timeout=%s", options.drain_timeout)
+        await plane.stop()
+    return 0
+
+
+def worker_arguments(options: ProxyOptions, index: int, channel: str) -> list[str]:
+    """The ``nantian proxy`` arguments of worker ``index`` of a ``--workers`` parent with ``options``."""
+    args = [
+        "--xds", options.xds_address,
+        "--node-id", f"{options.node_id}-{index}",
+        "--port-offset", str(options.port_offset),
+        "--admin-address", f"{options.admin_host}:0",
+        "--drain-timeout", str(options.drain_timeout),
+        "--transport", options.transport,
+        "--worker-channel", channel,
+    ]  # fmt: skip
+    for gateway in options.gateways:
+        args += ["--gateway", gateway]
+    for flag, value in (
+        ("--xds-tls-ca", options.xds_tls_ca),
+        ("--xds-tls-cert", options.xds_tls_cert),
+        ("--xds-tls-key", options.xds_tls_key),
+        ("--xds-server-name", options.xds_server_name),
+    ):
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+class _WorkersState:
+    """The admin view of a ``--workers`` parent: ready when every worker applied a configuration."""
+
+    def __init__(self, count: int, channel: WorkerChannelServer, supervisor: WorkerSupervisor) -> None:
+        self._count = count
+        self._channel = channel
+        self._supervisor = supervisor
+
+    def ready(self) -> bool:
+        reports = self._channel.reports()
+        return len(reports) >= self._count and all(r.get("versionApplied") for r in reports)
+
+    def resources(self) -> Sequence[Mapping[str, Any]] | None:
+        return None
+
+    def snapshot(self) -> Snapshot | None:
+        return None
+
+    def nodes(self) -> Sequence[Mapping[str, Any]]:
+        return self._channel.reports()
+
+    def metrics_text(self) -> bytes:
+        return bytes(generate_latest(self._supervisor.metrics_registry))
+
+
+async def run_proxy_workers(options: ProxyOptions, *, stop: asyncio.Event | None = None) -> int:
+    """Supervise ``options.workers`` worker processes until ``stop`` (or SIGTERM/SIGINT), then drain them all."""
+    stop = stop or asyncio.Event()
+    channel = WorkerChannelServer()
+    await channel.start()
+    supervisor = WorkerSupervisor(
+        options.workers,
+        lambda i: nantian_command("proxy", *worker_arguments(options, i, channel.path)),
+    )
+    admin = AdminServer(_WorkersState(options.workers, channel, supervisor), options.admin_host, options.admin_port)
+    try:
+        await admin.start()
+    except OSError as exc:
+        log.error("proxy.start_failed error=%s", exc)
+        await channel.close()
+        return 2
+    await supervisor.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    log.info("proxy.workers_started workers=%s node=%s admin=%s", options.workers, options.node_id, admin.port)
     try:
         await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        log.info("proxy.draining timeout=%s", options.drain_timeout)
-        await plane.stop()
+        log.info("proxy.draining workers=%s timeout=%s", options.workers, options.drain_timeout)
+        await supervisor.stop(options.drain_timeout + 5.0)
+        await admin.close()
+        await channel.close()
     return 0
 
 
@@ -254,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--xds-server-name", help="name to expect in the controller's certificate")
     p.add_argument("--drain-timeout", type=float, default=10.0, help="seconds to finish requests on SIGTERM")
     p.add_argument("--transport", default="grpc", help="transport plugin name")
+    p.add_argument(
+        "--workers", type=int, default=1, help="data-plane processes sharing the listener ports (SO_REUSEPORT)"
+    )
+    p.add_argument("--worker-channel", help=argparse.SUPPRESS)  # set by a --workers parent for its workers
     return p
 
 
@@ -272,6 +432,8 @@ def options_from(args: argparse.Namespace) -> ProxyOptions:
         xds_server_name=args.xds_server_name,
         drain_timeout=args.drain_timeout,
         transport=args.transport,
+        workers=args.workers,
+        worker_channel=args.worker_channel,
     )
 
 

@@ -19,7 +19,7 @@ import functools
 import logging
 import socket
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Literal
 
 import attrs
@@ -44,6 +44,7 @@ __all__ = [
     "ListenerBinding",
     "ListenerFrontEnd",
     "ListenerState",
+    "PortGuard",
     "ProxyRuntime",
     "RuntimeOptions",
     "register_listener_frontend",
@@ -52,6 +53,23 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BindFailure = Literal["report", "reject"]
+
+
+class PortGuard(typing.Protocol):
+    """Who may share a port through ``SO_REUSEPORT``: the processes of one deployment, and nobody else.
+
+    With :attr:`RuntimeOptions.reuse_port` the runtime asks :meth:`claim` before it binds a new HTTP listening
+    socket, and tells :meth:`hold` which ports it holds after every change (and ``()`` when it closes).
+    :class:`nantian.proxy.workers.PortGuardClient` asks the supervising parent process.
+    """
+
+    async def claim(self, address: str, port: int) -> None:
+        """Allow binding ``address:port`` with ``SO_REUSEPORT``. :raises OSError: it belongs to someone else."""
+        ...
+
+    def hold(self, ports: Collection[tuple[str, int]]) -> None:
+        """The TCP ports this runtime holds now (claims for others may be released)."""
+        ...
 
 
 @attrs.frozen(kw_only=True)
@@ -81,6 +99,11 @@ class RuntimeOptions:
     http2_cleartext: bool = True
     """Plain-HTTP listeners also accept HTTP/2 with prior knowledge (h2c, gRPC without TLS). ``False``: HTTP/1.1
     only, like Envoy's ``codec_type: HTTP1``."""
+    reuse_port: bool = False
+    """Bind HTTP listeners with ``SO_REUSEPORT``: several worker processes of one deployment serve the same port
+    and the kernel spreads connections over them. Off (the default), a port another process holds fails to bind."""
+    port_guard: PortGuard | None = attrs.field(default=None, eq=False)
+    """With ``reuse_port``: asked before every new bind (see :class:`PortGuard`); ``None`` trusts the caller."""
 
 
 @attrs.frozen(kw_only=True)
@@ -344,6 +367,7 @@ class ProxyRuntime:
             if bind_errors and self.options.bind_failure == "reject":
                 for b in new.values():
                     b.close()
+                self._report_ports()
                 raise ConfigRejected(
                     "listeners cannot bind: " + "; ".join(f"{n}: {e}" for n, e in sorted(bind_errors.items()))
                 )
@@ -373,6 +397,7 @@ class ProxyRuntime:
             self._config = compiled
             self._states = states
             self._ensure_sweeper()
+            self._report_ports()
             log.info(
                 "proxy.applied version=%s bound=%d kept=%d closed=%d failed=%d",
                 snapshot.version,
@@ -395,7 +420,12 @@ class ProxyRuntime:
         ref = old.ref if old is not None else None
         if ref is None:
             ref = ListenerRef(name=lst.name, current=compiled.listeners[lst.name])
-        sock = self._socket_of(lst.address, port) or _listening_socket(lst.address, port, self.options.backlog)
+        sock = self._socket_of(lst.address, port)
+        if sock is None:
+            reuse_port = self.options.reuse_port
+            if reuse_port and self.options.port_guard is not None:
+                await self.options.port_guard.claim(lst.address, port)
+            sock = _listening_socket(lst.address, port, self.options.backlog, reuse_port=reuse_port)
         try:
             server = await self._serve(sock, ref, connections, compiled.server_tls.get(lst.name))
         except BaseException:
@@ -426,8 +456,9 @@ class ProxyRuntime:
         """A duplicate of the listening socket an HTTP listener of the current config has on ``address:port``.
 
         A listener re-bound for new certificates (or renamed, or switched between HTTP and HTTPS) takes over the
-        socket it replaces: no moment without a listening socket, and no ``SO_REUSEPORT`` (which would let two
-        processes share a port silently instead of failing to bind).
+        socket it replaces: no moment without a listening socket, and no ``SO_REUSEPORT`` for it (which would let
+        two processes share a port silently instead of failing to bind; only :attr:`RuntimeOptions.reuse_port`
+        workers share one, through their :class:`PortGuard`).
         """
         for b in self._bound.values():
             if b.sock is not None and b.bind_key[0] == address and b.bind_key[1] == port:
@@ -547,10 +578,20 @@ class ProxyRuntime:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        self._report_ports()
+
+    def _report_ports(self) -> None:
+        guard = self.options.port_guard
+        if guard is None or not self.options.reuse_port:
+            return
+        try:
+            guard.hold({(b.bind_key[0], b.bind_key[1]) for b in self._bound.values() if b.sock is not None})
+        except Exception:
+            log.error("proxy.port_guard_failed", exc_info=True)
 
 
-def _listening_socket(address: str, port: int, backlog: int) -> socket.socket:
-    """A bound, listening, non-blocking TCP socket.
+def _listening_socket(address: str, port: int, backlog: int, *, reuse_port: bool = False) -> socket.socket:
+    """A bound, listening, non-blocking TCP socket (``reuse_port``: with ``SO_REUSEPORT``).
 
     :raises OSError: the address is in use or not local.
     """
@@ -558,6 +599,8 @@ def _listening_socket(address: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((address, port))
         sock.listen(backlog)
         sock.setblocking(False)
