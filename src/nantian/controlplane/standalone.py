@@ -93,7 +93,13 @@ class _State:
         return self.plane.snapshot()
 
     def nodes(self) -> Sequence[Mapping[str, Any]]:
-        return node_documents(self.registry)
+        documents = node_documents(self.registry)
+        if isinstance(self.plane, _WorkerPlane):
+            # each worker's own report (pid, admin port, live counters) next to what the config stream knows
+            reports = {r.get("nodeId"): r for r in self.plane.channel.reports()}
+            for document in documents:
+                document["worker"] = reports.get(document["nodeId"])
+        return documents
 
     def metrics_text(self) -> bytes:
         return generate_latest(self.metrics.registry) + generate_latest(self.plane.metrics_registry())

@@ -56,6 +56,7 @@ def nantian_command(*args: str) -> list[str]:
 class _Worker:
     """One connected worker, as the channel server sees it."""
 
+    writer: asyncio.StreamWriter
     held: set[Port] = attrs.field(factory=set)
     status: dict[str, Any] | None = None
 
@@ -100,10 +101,12 @@ class WorkerChannelServer:
         self._server = await asyncio.start_unix_server(self._serve, path=self.path)
 
     async def close(self) -> None:
-        """Stop listening, close the anchors, remove the socket."""
+        """Stop listening, close the workers' connections (they drain) and the anchors, remove the socket."""
         if self._server is not None:
             self._server.close()
             self._server = None
+        for worker in list(self._workers):
+            worker.writer.close()
         for sock in self._anchors.values():
             sock.close()
         self._anchors.clear()
@@ -121,7 +124,7 @@ class WorkerChannelServer:
         return set(self._anchors)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        worker = _Worker()
+        worker = _Worker(writer)
         self._workers.add(worker)
         try:
             while line := await reader.readline():
