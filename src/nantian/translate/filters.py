@@ -161,8 +161,10 @@ def extension_refs(route: HTTPRoute | GRPCRoute) -> tuple[ObjectRef, ...]:
     ns = route.metadata.namespace
     out: list[ObjectRef] = []
     for rule in route.spec.rules or ():
-        filters = [*rule.filters, *(f for ref in rule.backend_refs for f in ref.filters)]
-        for f in filters:
-            if f.type == "ExtensionRef" and f.extension_ref is not None:
-                out.append(ObjectRef(f.extension_ref.kind, ns, f.extension_ref.name))
+        groups = [rule.filters] if rule.filters else []
+        groups += [ref.filters for ref in rule.backend_refs if ref.filters]
+        for filters in groups:
+            for f in filters:
+                if f.type == "ExtensionRef" and f.extension_ref is not None:
+                    out.append(ObjectRef(f.extension_ref.kind, ns, f.extension_ref.name))
     return tuple(out)

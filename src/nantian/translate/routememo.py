@@ -35,16 +35,19 @@ __all__ = ["CompileEntry", "RouteEntry", "RouteMemo"]
 class CompileEntry:
     """A compiled route (for one backend client certificate) and what compiling it read."""
 
-    __slots__ = ("compiled", "epoch", "keys", "reads", "resolutions")
+    __slots__ = ("cert", "compiled", "epoch", "keys", "reads", "resolutions")
 
     def __init__(
         self,
+        cert: str | None,
         compiled: CompiledHttp | CompiledStream,
         keys: tuple[ResolveKey, ...],
         resolutions: tuple[Resolution | None, ...],
         reads: tuple[tuple[ObjectRef, KubeObject | None], ...],
         epoch: int,
     ) -> None:
+        self.cert = cert
+        """The backend client certificate the route was compiled for."""
         self.compiled = compiled
         self.keys = keys
         """Every resolution asked for, in order, once each."""
@@ -89,7 +92,7 @@ class RouteEntry:
         route: Route,
         parents: tuple[ParentTarget, ...],
         result: RouteResult | None,
-        compiles: dict[str | None, CompileEntry],
+        compiles: tuple[CompileEntry, ...],
         namespace: object,
         gateway_epoch: int,
         backend_epoch: int,
@@ -101,7 +104,7 @@ class RouteEntry:
         """The Namespace object attachment read, or ``_UNREAD``."""
         self.gateway_epoch = gateway_epoch
         self.backend_epoch = backend_epoch
-        self.plain = namespace is _UNREAD and not any(c.reads for c in compiles.values())
+        self.plain = namespace is _UNREAD and not any(c.reads for c in compiles)
         """Nothing but parents and resolutions to check."""
         self.checked = -1
         """The translator's epoch at which this plain entry was last known valid (-1: check every time)."""
@@ -113,7 +116,7 @@ class RouteEntry:
 
     def resolve_keys(self) -> Iterable[ResolveKey]:
         """Every resolution key its compilations hold (with repeats across compilations)."""
-        for c in self.compiles.values():
+        for c in self.compiles:
             yield from c.keys
 
     def gateways(self) -> set[tuple[str, str]]:
@@ -155,7 +158,7 @@ class RouteMemo:
         if entry.gateway_epoch != gateway_epoch and route_parents(route, ctx) != entry.parents():
             return False
         resources = ctx.resources
-        for c in entry.compiles.values():
+        for c in entry.compiles:
             if not c.valid(resolver, resources):
                 return False
         if (
@@ -172,13 +175,13 @@ class RouteMemo:
         self, route: Route, old: RouteEntry | None, ctx: RouteContext, resolver: BackendResolver, gateway_epoch: int
     ) -> RouteEntry:
         """A new entry for ``route``, reusing the compilations of ``old`` (the same route object) still valid."""
-        self._old_compiles = old.compiles if old is not None and old.route is route else {}
+        self._old_compiles = {c.cert: c for c in old.compiles} if old is not None and old.route is route else {}
         self._new_compiles = {}
         self._resolver, self._resources = resolver, ctx.resources
         parents = route_parents(route, ctx)
         try:
             result = translate_route(route, ctx, parents)
-            compiles = self._new_compiles
+            compiles = tuple(self._new_compiles.values())
         finally:
             self._old_compiles, self._new_compiles = {}, {}
             self._resolver = self._resources = None
@@ -201,23 +204,21 @@ class RouteMemo:
                 resolver.recording = None
             keys = tuple(dict.fromkeys(recorded)) if len(recorded) > 1 else tuple(recorded)
             reads: tuple[tuple[ObjectRef, KubeObject | None], ...] = ()
-            if isinstance(route, HTTPRoute | GRPCRoute):
+            if isinstance(route, HTTPRoute) or isinstance(route, GRPCRoute):  # noqa: SIM101 (faster than a union)
                 refs = extension_refs(route)
                 if refs:
                     reads = tuple([(ref, resources.get(ref)) for ref in refs])
             current = resolver.current
             resolutions = tuple([current(k) for k in keys])
-            entry = CompileEntry(compiled, keys, resolutions, reads, resolver.epoch)
+            entry = CompileEntry(client_cert, compiled, keys, resolutions, reads, resolver.epoch)
         self._new_compiles[client_cert] = entry
         return entry.compiled
 
     # --- bookkeeping ---------------------------------------------------------------------------
-    def store(self, fresh: RouteEntry, old: RouteEntry | None) -> set[tuple[str, str]]:
+    def store(self, fresh: RouteEntry, old: RouteEntry | None, ref: ObjectRef) -> set[tuple[str, str]]:
         """Keep ``fresh`` in place of ``old`` (the same route object) or of the entry of an earlier object with
-        the same ref; returns the Gateways whose IR may change."""
-        route = fresh.route
-        key = id(route)
-        ref = route.ref
+        the same ``ref``; returns the Gateways whose IR may change."""
+        key = id(fresh.route)
         if old is None:
             earlier = self._by_ref.get(ref)
             if earlier is not None and earlier != key:
@@ -263,7 +264,7 @@ class RouteMemo:
             for lst in entry.result.attached:
                 attached[lst] = attached.get(lst, 0) + 1
         holders = self._holders
-        for c in entry.compiles.values():
+        for c in entry.compiles:
             for key in c.keys:
                 holders[key] = holders.get(key, 0) + 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
@@ -66,6 +67,8 @@ class RouteContext:
         self.listener_sets = listener_sets
         self.controller_name = controller_name
         self.compile = compile
+        self.parent_targets: dict[tuple[str | None, str, str, str], ParentTarget] = {}
+        """_resolve_parent results by (group, kind, namespace, name): shared by every route naming that parent."""
 
 
 @attrs.frozen(eq=False)
@@ -96,7 +99,7 @@ class RouteResult:
     attached: tuple[ListenerState, ...]
     """Listeners the route attaches to (each counts the route once in ``attachedRoutes``)."""
     placements: tuple[Placement, ...]
-    users: tuple[tuple[ObjectRef, frozenset[tuple[str, str]]], ...]
+    users: tuple[tuple[ObjectRef, AbstractSet[tuple[str, str]]], ...]
     """(Gateway, Services) for each parent that accepted the route: BackendTLSPolicy ancestors."""
     reads_namespace: bool
     """Attachment read the route's Namespace (a listener selects namespaces by label)."""
@@ -116,6 +119,15 @@ def _resolve_parent(
 ) -> tuple[GatewayState, list[ListenerState] | None] | None:
     """The Gateway state behind a parentRef and the candidate listeners (``None``: the ListenerSet is not
     attached), or ``None`` when the parent is not one of ours."""
+    memo_key = (p.group, p.kind, p.namespace or route_ns, p.name)
+    targets = ctx.parent_targets
+    if memo_key in targets:
+        return targets[memo_key]
+    found = targets[memo_key] = _parent_target(p, route_ns, ctx)
+    return found
+
+
+def _parent_target(p: ParentReference, route_ns: str, ctx: RouteContext) -> ParentTarget:
     if (p.group or GROUP) != GROUP:
         return None
     key = (p.namespace or route_ns, p.name)
@@ -151,7 +163,7 @@ def route_parents(route: Route, ctx: RouteContext) -> tuple[ParentTarget, ...]:
     if len(refs) > 1:
         refs = tuple(dict.fromkeys(refs))  # the same parentRef twice gets one status entry
     ns = route.metadata.namespace
-    return tuple(_resolve_parent(p, ns, ctx) for p in refs)
+    return tuple([_resolve_parent(p, ns, ctx) for p in refs])
 
 
 def translate_route(
@@ -180,7 +192,7 @@ def translate_route(
     age = route_age(route.metadata)
     attached: dict[int, ListenerState] = {}
     placements: list[Placement] = []
-    users: list[tuple[ObjectRef, frozenset[tuple[str, str]]]] = []
+    users: list[tuple[ObjectRef, AbstractSet[tuple[str, str]]]] = []
     reads_namespace = False
     entries: list[dict[str, Any]] = []
     for p, gw, candidates in parents:
@@ -222,7 +234,7 @@ def translate_route(
         if accepted["status"] != "True":
             continue
         if problems.services:
-            users.append((gw.ref, frozenset(problems.services)))
+            users.append((gw.ref, problems.services))  # complete once compiled: shared, never changed
         for lst, served in att.listeners:
             if not lst.usable:
                 continue

@@ -253,8 +253,8 @@ class Translator:
                 fresh = memo.compute(route, entry, ctx, resolver, gateway_epoch)
                 if fresh.plain:
                     fresh.checked = epoch
-                dirty |= memo.store(fresh, entry)
                 ref = route.ref
+                dirty |= memo.store(fresh, entry, ref)
                 claimed.add(ref)
                 if fresh.result is not None:
                     route_statuses[ref] = fresh.result.status
