@@ -9,6 +9,10 @@ after routes with header matches the request does not satisfy, and has a header 
 ``--variant full`` gives it request and response header modifiers and request/backend timeouts;
 ``--variant passthrough`` keeps the timeouts but changes no header, so the proxy's fast path forwards the
 received header bytes unchanged.
+
+``--workers N`` (N > 1) serves the same snapshot from N worker processes sharing the port with ``SO_REUSEPORT``,
+supervised by this process as ``nantian standalone/proxy --workers`` do (:mod:`nantian.proxy.workers`); run the
+kit with ``--no-pin`` then.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
+import sys
 
 from nantian import ir
 from nantian.proxy import ProxyRuntime, RuntimeOptions
+from nantian.proxy.workers import WorkerChannel, WorkerChannelServer, WorkerSupervisor
 
 GATEWAY = "bench/gateway"
 SECTION = f"{GATEWAY}/http"
@@ -120,20 +127,55 @@ def build_snapshot(backend_host: str, backend_port: int, proxy_port: int, varian
     return ir.Snapshot.build([listener], [cluster])
 
 
-async def serve(snapshot: ir.Snapshot) -> None:
+async def serve(snapshot: ir.Snapshot, channel_path: str | None = None) -> None:
+    """Serve ``snapshot`` until killed (a worker: until its supervisor goes away)."""
+    channel = WorkerChannel(channel_path) if channel_path else None
+    if channel is not None:
+        await channel.connect()
     # HTTP/1.1 only, like the kit's Envoy bootstrap (codec_type: HTTP1)
-    rt = ProxyRuntime(RuntimeOptions(access_log=False, bind_failure="reject", http2_cleartext=False))
+    rt = ProxyRuntime(
+        RuntimeOptions(
+            access_log=False,
+            bind_failure="reject",
+            http2_cleartext=False,
+            reuse_port=channel is not None,
+            port_guard=channel,
+        )
+    )
     await rt.apply(snapshot)
     try:
-        await asyncio.Event().wait()
+        await (channel.closed.wait() if channel is not None else asyncio.Event().wait())
     finally:
         await rt.close()
+        if channel is not None:
+            await channel.close()
+
+
+async def supervise(workers: int, argv: list[str]) -> None:
+    """Run ``workers`` copies of this script as workers until SIGTERM/SIGINT."""
+    channel = WorkerChannelServer()
+    await channel.start()
+    supervisor = WorkerSupervisor(
+        workers, lambda i: [sys.executable, os.path.abspath(__file__), *argv, "--worker-channel", channel.path]
+    )
+    await supervisor.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await supervisor.stop(5.0)
+        await channel.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=("full", "passthrough"), default="full")
     parser.add_argument("--routes", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    parser.add_argument("--worker-channel", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     snap = build_snapshot(
@@ -150,7 +192,10 @@ def main() -> None:
     except ImportError:
         runner = asyncio.Runner()
     with runner:
-        runner.run(serve(snap))
+        if args.workers > 1 and not args.worker_channel:
+            runner.run(supervise(args.workers, ["--variant", args.variant, "--routes", str(args.routes)]))
+        else:
+            runner.run(serve(snap, args.worker_channel))
 
 
 if __name__ == "__main__":
