@@ -47,8 +47,11 @@ V = TypeVar("V")
 
 
 class _Ref(weakref.ref):  # type: ignore[type-arg]
-    __slots__ = ("key",)
+    """A weak reference carrying its cache key and the cached value (one object per entry)."""
+
+    __slots__ = ("key", "value")
     key: int
+    value: Any
 
 
 class _IdentityCache(Generic[V]):
@@ -60,29 +63,29 @@ class _IdentityCache(Generic[V]):
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
-        self._entries: dict[int, tuple[_Ref, V]] = {}
+        self._entries: dict[int, _Ref] = {}
 
     def get(self, obj: object) -> V | None:
-        entry = self._entries.get(id(obj))
-        if entry is not None and entry[0]() is obj:
-            return entry[1]
+        ref = self._entries.get(id(obj))
+        if ref is not None and ref() is obj:
+            value: V = ref.value
+            return value
         return None
 
     def put(self, obj: object, value: V) -> None:
         ref = _Ref(obj, self._forget)
-        ref.key = id(obj)
+        ref.key, ref.value = id(obj), value
         entries = self._entries
         while len(entries) >= self._maxsize:
             try:
                 del entries[next(iter(entries))]
             except (StopIteration, RuntimeError, KeyError):  # another thread changed the cache meanwhile
                 break
-        entries[ref.key] = (ref, value)
+        entries[ref.key] = ref
 
     def _forget(self, ref: _Ref) -> None:
         # Without a lock: at worst a racing put() for a new object at the same address loses its entry (a miss).
-        entry = self._entries.get(ref.key)
-        if entry is not None and entry[0] is ref:
+        if self._entries.get(ref.key) is ref:
             self._entries.pop(ref.key, None)
 
     def __len__(self) -> int:
