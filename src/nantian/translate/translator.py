@@ -106,6 +106,11 @@ def translate(resources: ResourceSet, options: TranslateOptions | None = None) -
 
     Stateless: the same as ``Translator(options).translate(resources)`` with a fresh :class:`Translator`.
     """
+    with _gc_paused():  # the Translator is freed before the collector resumes: it never scans what it remembered
+        return _translate_once(resources, options)
+
+
+def _translate_once(resources: ResourceSet, options: TranslateOptions | None) -> Translation:
     return Translator(options).translate(resources)
 
 
