@@ -94,8 +94,10 @@ def _assert_same(incremental: Translation, scratch: Translation) -> None:
 
 
 @st.composite
-def _steps(draw: st.DrawFn) -> tuple[list[list[Doc]], list[tuple[str, int]]]:
-    worlds = draw(st.lists(nst.documents(valid=None, max_gateways=3, max_routes=6), min_size=2, max_size=3))
+def _steps(draw: st.DrawFn) -> tuple[Sequence[Sequence[Doc]], list[tuple[str, int]]]:
+    worlds: list[list[dict[str, Any]]] = draw(
+        st.lists(nst.documents(valid=None, max_gateways=3, max_routes=6), min_size=2, max_size=3)
+    )
     ops = st.tuples(
         st.sampled_from(["put", "put", "put", "put", "drop", "drop", "world", "reparse", "same"]),
         st.integers(min_value=0, max_value=10_000),
@@ -106,7 +108,7 @@ def _steps(draw: st.DrawFn) -> tuple[list[list[Doc]], list[tuple[str, int]]]:
 @settings(max_examples=40, deadline=None)
 @given(_steps())
 def test_incremental_translation_equals_translation_from_scratch(
-    case: tuple[list[list[Doc]], list[tuple[str, int]]],
+    case: tuple[Sequence[Sequence[Doc]], list[tuple[str, int]]],
 ) -> None:
     worlds, ops = case
     pool = [obj for docs in [*worlds, EXTRA] for obj in map(_parse, docs) if obj is not None]
@@ -129,7 +131,7 @@ def _bench_module() -> Any:
     path = Path(__file__).parents[3] / "benchmarks"
     sys.path.insert(0, str(path))
     try:
-        import translate as bench  # the benchmark's document generator
+        import translate as bench  # type: ignore[import-not-found]  # the benchmark's document generator
     finally:
         sys.path.remove(str(path))
     return bench
@@ -206,7 +208,7 @@ def _gateway(hostname: str | None = None, selector: str = "a") -> Doc:
 
 
 def _namespace(name: str, team: str) -> Doc:
-    return _doc("v1", "Namespace", name, None) | {"metadata": {"name": name, "labels": {"team": team}}}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {"team": team}}}
 
 
 def _service(name: str, namespace: str, port: int = 80) -> Doc:
@@ -344,7 +346,7 @@ def test_a_failed_translation_leaves_nothing_half_remembered(monkeypatch: pytest
     translator = Translator(OPTIONS)
     translator.translate(rs)
     rs = rs.with_object(_obj(_gateway(hostname="*.example.com")))
-    real = translator_module.build_listeners
+    real = translator_module.build_listeners  # type: ignore[attr-defined]
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug in the translator")

@@ -19,7 +19,8 @@ from nantian.translate import translate
 def _plain_version(snap: ir.Snapshot) -> str:
     """The version as defined: sha256 over ``type NUL dumps(resource) LF`` of every resource, no caches."""
     h = hashlib.sha256()
-    for r in (*snap.listeners, *snap.clusters, *snap.secrets):
+    resources: tuple[ir.Resource, ...] = (*snap.listeners, *snap.clusters, *snap.secrets)
+    for r in resources:
         h.update(resource_type(r).value.encode() + b"\0" + ir.dumps(r) + b"\n")
     return h.hexdigest()[:16]
 
