@@ -5,9 +5,9 @@ A route's result depends on the route object, on the Gateway/ListenerSet states 
 the backend resolutions its compilation asked for, on the objects its ExtensionRef filters name and (for
 listeners that select namespaces by label) on its Namespace. Every one of those is checked by identity: the
 translator keeps an unchanged Gateway state, resolution or IR value as the same object, and Kubernetes objects
-are immutable values, so "the same objects" means "the same inputs". Two counters make the common case cheap:
-while neither the Gateway states (``gateway_epoch``) nor any resolution (``backend_epoch``) changed, a route
-whose object is the same needs no further check.
+are immutable values, so "the same objects" means "the same inputs". Counters make the common case cheap: while
+neither the Gateway states (the translator's gateway epoch) nor any resolution (the resolver's epoch) changed,
+an entry that reads nothing else (``plain``) and whose route object is the same needs no further check.
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ class RouteEntry:
 
     __slots__ = (
         "_parents",
-        "backend_epoch",
         "checked",
         "compiles",
         "gateway_epoch",
@@ -95,7 +94,6 @@ class RouteEntry:
         compiles: tuple[CompileEntry, ...],
         namespace: object,
         gateway_epoch: int,
-        backend_epoch: int,
     ) -> None:
         self.route = route
         self.result = result
@@ -103,7 +101,6 @@ class RouteEntry:
         self.namespace = namespace
         """The Namespace object attachment read, or ``_UNREAD``."""
         self.gateway_epoch = gateway_epoch
-        self.backend_epoch = backend_epoch
         self.plain = namespace is _UNREAD and not any(c.reads for c in compiles)
         """Nothing but parents and resolutions to check."""
         self.checked = -1
@@ -152,7 +149,7 @@ class RouteMemo:
         gateway_epoch: int,
         namespaces_changed: bool,
     ) -> bool:
-        """Whether ``entry`` (for the same route object) holds for ``ctx``; refreshes its epochs if so."""
+        """Whether ``entry`` (for the same route object) holds for ``ctx``; refreshes its gateway epoch if so."""
         route = entry.route
         # Gateway and listener states compare by identity (eq=False).
         if entry.gateway_epoch != gateway_epoch and route_parents(route, ctx) != entry.parents():
@@ -167,7 +164,7 @@ class RouteMemo:
             and resources.namespace(route.metadata.namespace) is not entry.namespace
         ):
             return False
-        entry.gateway_epoch, entry.backend_epoch = gateway_epoch, resolver.epoch
+        entry.gateway_epoch = gateway_epoch
         return True
 
     # --- computing -----------------------------------------------------------------------------
@@ -188,7 +185,7 @@ class RouteMemo:
         namespace: object = _UNREAD
         if result is not None and result.reads_namespace:
             namespace = ctx.resources.namespace(route.metadata.namespace)
-        return RouteEntry(route, parents, result, compiles, namespace, gateway_epoch, resolver.epoch)
+        return RouteEntry(route, parents, result, compiles, namespace, gateway_epoch)
 
     def compile(self, route: Route, client_cert: str | None) -> CompiledHttp | CompiledStream:
         """:data:`~nantian.translate.routes.Compile` for the route being computed."""
