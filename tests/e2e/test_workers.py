@@ -174,3 +174,53 @@ def test_two_workers_share_the_port_follow_changes_and_drain(gateway: Gateway) -
     assert not any(_alive(pid) for pid in pids)
     with socket.socket() as s:
         s.bind((GATEWAY_ADDRESS, gateway.listener_port))
+
+
+def test_proxy_workers_stream_from_a_controller(tmp_path: Path, echo_port: int) -> None:
+    for p in QUICKSTART.glob("*.yaml"):
+        text = p.read_text().replace("port: 3000", f"port: {echo_port}").replace("targetPort: 3000", "targetPort: http")
+        (tmp_path / p.name).write_text(text)
+    xds_port, c_admin, p_admin = _free_port(), _free_port(), _free_port()
+    offset = _free_port() - 8080
+    nantian = [sys.executable, "-m", "nantian", "--log-level", "warning"]
+    controller = subprocess.Popen(
+        [*nantian, "controller", "--config-dir", str(tmp_path), "--xds-address", f"127.0.0.1:{xds_port}",
+         "--admin-address", f"127.0.0.1:{c_admin}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    proxy = subprocess.Popen(
+        [*nantian, "proxy", "--workers", str(WORKERS), "--xds", f"127.0.0.1:{xds_port}", "--node-id", "edge",
+         "--port-offset", str(offset), "--admin-address", f"127.0.0.1:{p_admin}", "--drain-timeout", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    pids: list[int] = []
+    try:
+        with httpx.Client(timeout=5) as http:
+            _wait_for(lambda: http.get(f"http://127.0.0.1:{p_admin}/readyz").status_code == 200, what="/readyz")
+            reports = http.get(f"http://127.0.0.1:{p_admin}/api/v1/nodes").json()["nodes"]
+            assert [r["nodeId"] for r in reports] == [f"edge-{i}" for i in range(WORKERS)]
+            pids = [r["pid"] for r in reports]
+            version = http.get(f"http://127.0.0.1:{c_admin}/api/v1/snapshot").json()["version"]
+            assert all(r["versionApplied"] == version for r in reports)
+            nodes = http.get(f"http://127.0.0.1:{c_admin}/api/v1/nodes").json()["nodes"]
+            assert sorted((n["nodeId"], n["versionAcked"]) for n in nodes) == [
+                (f"edge-{i}", version) for i in range(WORKERS)
+            ]
+            url = f"http://{GATEWAY_ADDRESS}:{8080 + offset}/hello"
+            for _ in range(20):
+                with httpx.Client(headers={"Host": "example.com"}, timeout=10) as client:
+                    assert client.get(url).status_code == 200
+            assert "nantian_workers_running 2.0" in http.get(f"http://127.0.0.1:{p_admin}/metrics").text
+        proxy.send_signal(signal.SIGTERM)
+        assert proxy.wait(timeout=15) == 0
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        for proc in (proxy, controller):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from nantian.admin import AdminServer
 from nantian.controlplane.metrics import ControlPlaneMetrics
@@ -102,7 +102,7 @@ class _State:
         return documents
 
     def metrics_text(self) -> bytes:
-        return generate_latest(self.metrics.registry) + generate_latest(self.plane.metrics_registry())
+        return generate_latest(self.metrics.registry) + self.plane.metrics_text()
 
 
 class _InProcessPlane:
@@ -119,8 +119,8 @@ class _InProcessPlane:
     def snapshot(self) -> Snapshot | None:
         return self.runtime.snapshot
 
-    def metrics_registry(self) -> CollectorRegistry:
-        return self.runtime.metrics_registry
+    def metrics_text(self) -> bytes:
+        return generate_latest(self.runtime.metrics_registry)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.client.run(), name="transport-client")
@@ -142,21 +142,21 @@ class _WorkerPlane:
         self._store = store
         self.channel = WorkerChannelServer()
         self.supervisor: WorkerSupervisor | None = None
+        self._ready = False
 
     def ready(self, registry: NodeRegistry) -> bool:
-        for i in range(self.count):
-            record = registry.get(f"{WORKER_NODE_ID}-{i}")
-            if record is None or not record.connected or record.version_acked is None:
-                return False
-        return True
+        """Once every worker acked a snapshot (a worker restarting later does not unready the others)."""
+        if not self._ready:
+            records = [registry.get(f"{WORKER_NODE_ID}-{i}") for i in range(self.count)]
+            self._ready = all(r is not None and r.connected and r.version_acked is not None for r in records)
+        return self._ready
 
     def snapshot(self) -> Snapshot | None:
         return self._store.current
 
-    def metrics_registry(self) -> CollectorRegistry:
-        if self.supervisor is None:
-            return CollectorRegistry()
-        return self.supervisor.metrics_registry
+    def metrics_text(self) -> bytes:
+        supervisor = b"" if self.supervisor is None else generate_latest(self.supervisor.metrics_registry)
+        return supervisor + generate_latest(self.channel.metrics_registry)
 
     async def start(self, xds_address: str) -> None:
         await self.channel.start()

@@ -325,10 +325,13 @@ class _WorkersState:
         self._count = count
         self._channel = channel
         self._supervisor = supervisor
+        self._ready = False
 
     def ready(self) -> bool:
-        reports = self._channel.reports()
-        return len(reports) >= self._count and all(r.get("versionApplied") for r in reports)
+        if not self._ready:
+            reports = self._channel.reports()
+            self._ready = len(reports) >= self._count and all(r.get("versionApplied") for r in reports)
+        return self._ready
 
     def resources(self) -> Sequence[Mapping[str, Any]] | None:
         return None
@@ -340,7 +343,8 @@ class _WorkersState:
         return self._channel.reports()
 
     def metrics_text(self) -> bytes:
-        return bytes(generate_latest(self._supervisor.metrics_registry))
+        registries = (self._supervisor.metrics_registry, self._channel.metrics_registry)
+        return b"".join(bytes(generate_latest(r)) for r in registries)
 
 
 async def run_proxy_workers(options: ProxyOptions, *, stop: asyncio.Event | None = None) -> int:

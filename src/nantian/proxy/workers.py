@@ -87,6 +87,9 @@ class WorkerChannelServer:
         self._server: asyncio.AbstractServer | None = None
         self._workers: set[_Worker] = set()
         self._anchors: dict[Port, socket.socket] = {}
+        self.metrics_registry = CollectorRegistry(auto_describe=True)
+        """The workers' reported counters, labelled by node id (read at scrape time)."""
+        self.metrics_registry.register(_ReportCollector(self))
 
     @property
     def path(self) -> str:
@@ -346,6 +349,33 @@ class _SupervisorCollector:
         yield CounterMetricFamily(
             "nantian_workers_restarts", "Workers restarted after an unexpected exit", value=self._s.restarts
         )
+
+
+class _ReportCollector:
+    """Each connected worker's last reported counters as ``nantian_worker_<counter>{node="..."}``."""
+
+    def __init__(self, server: WorkerChannelServer) -> None:
+        self._server = server
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for report in self._server.reports():
+            counters = report.get("counters")
+            if not isinstance(counters, Mapping):
+                continue
+            for name, value in sorted(counters.items()):
+                if not isinstance(value, int | float) or not str(name).isidentifier():
+                    continue
+                family = families.get(name)
+                if family is None:
+                    family = families[name] = GaugeMetricFamily(
+                        f"nantian_worker_{name}", f"{name} as last reported by each worker process", labels=["node"]
+                    )
+                family.add_metric([str(report.get("nodeId", ""))], float(value))
+        yield from families.values()
 
 
 def worker_status(node_id: str, admin_port: int | None, version: str | None, **extra: Any) -> dict[str, Any]:
