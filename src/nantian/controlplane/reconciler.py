@@ -19,7 +19,7 @@ from nantian.controlplane.view import kube_objects
 from nantian.ir import Snapshot
 from nantian.resources import ObjectRef, ResourceSet
 from nantian.sources.base import ResourceSource, StatusSink
-from nantian.translate import TranslateOptions, Translation, translate
+from nantian.translate import TranslateOptions, Translation, Translator
 
 __all__ = ["Reconciled", "Reconciler"]
 
@@ -50,7 +50,11 @@ Publish = Callable[[Reconciled], Awaitable[None]]
 
 
 class Reconciler:
-    """Translates every update of ``source`` and hands the result to ``publish`` and the status sinks."""
+    """Translates every update of ``source`` and hands the result to ``publish`` and the status sinks.
+
+    Translation is incremental (:class:`~nantian.translate.Translator`): work for objects that did not change
+    since the last update is reused, with output identical to a from-scratch ``translate()``.
+    """
 
     def __init__(
         self,
@@ -62,7 +66,7 @@ class Reconciler:
         book: StatusBook | None = None,
     ) -> None:
         self._source = source
-        self._options = options
+        self._translator = Translator(options)
         self._publish = publish
         self._sinks = tuple(sinks)
         self._book = book or StatusBook()
@@ -79,9 +83,9 @@ class Reconciler:
         started = time.perf_counter()
         try:
             if len(resources) > _THREAD_THRESHOLD:
-                translation = await asyncio.to_thread(translate, resources, self._options)
+                translation = await asyncio.to_thread(self._translator.translate, resources)
             else:
-                translation = translate(resources, self._options)
+                translation = self._translator.translate(resources)
         except Exception:  # translate raises only for our own bugs: keep the last good result serving
             self.failures += 1
             log.exception("reconcile.failed objects=%s", len(resources))

@@ -46,32 +46,53 @@ def _walk(node: Any, path: _Path, visit: Callable[[_Path, list[Any]], None]) -> 
             _walk(item, (*path, _item_key(item, i)), visit)
 
 
+_Seen = dict[tuple[_Path, str], tuple[str, str]]
+"""(path of a conditions list, condition type) -> (status, lastTransitionTime)."""
+
+
 class StatusBook:
-    """Adds ``lastTransitionTime`` to every condition, keeping the previous time while ``status`` is unchanged."""
+    """Adds ``lastTransitionTime`` to every condition, keeping the previous time while ``status`` is unchanged.
+
+    A status that is the very same object as last time (the incremental translator hands back unchanged statuses
+    as-is) keeps its stamped copy without being walked again, so a one-object change costs one object's work.
+    Returned statuses are shared between calls: treat them as read-only.
+    """
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock: Clock = clock or (lambda: datetime.now(UTC))
-        self._seen: dict[tuple[ObjectRef, _Path, str], tuple[str, str]] = {}
+        self._book: dict[ObjectRef, tuple[Mapping[str, Any], dict[str, Any], _Seen]] = {}
 
     def stamp(self, statuses: Mapping[ObjectRef, Mapping[str, Any]]) -> dict[ObjectRef, dict[str, Any]]:
-        now = rfc3339(self._clock())
-        seen: dict[tuple[ObjectRef, _Path, str], tuple[str, str]] = {}
+        now: str | None = None
+        book: dict[ObjectRef, tuple[Mapping[str, Any], dict[str, Any], _Seen]] = {}
         out: dict[ObjectRef, dict[str, Any]] = {}
         for ref, status in statuses.items():
+            previous = self._book.get(ref)
+            if previous is not None and previous[0] is status:
+                book[ref] = previous
+                out[ref] = previous[1]
+                continue
+            if now is None:
+                now = rfc3339(self._clock())
+            before: _Seen = previous[2] if previous is not None else {}
+            seen: _Seen = {}
             stamped = copy.deepcopy(dict(status))
 
-            def visit(path: _Path, conditions: list[Any], ref: ObjectRef = ref) -> None:
+            def visit(
+                path: _Path, conditions: list[Any], before: _Seen = before, seen: _Seen = seen, now: str = now
+            ) -> None:
                 for cond in conditions:
                     if not isinstance(cond, dict) or "type" not in cond:
                         continue
-                    key = (ref, path, str(cond["type"]))
-                    before = self._seen.get(key)
+                    key = (path, str(cond["type"]))
+                    old = before.get(key)
                     value = str(cond.get("status"))
-                    when = before[1] if before is not None and before[0] == value else now
+                    when = old[1] if old is not None and old[0] == value else now
                     cond["lastTransitionTime"] = when
                     seen[key] = (value, when)
 
             _walk(stamped, (), visit)
+            book[ref] = (status, stamped, seen)
             out[ref] = stamped
-        self._seen = seen
+        self._book = book
         return out
