@@ -11,7 +11,7 @@ from nantian.proxy import upstream_h2  # noqa: F401  (importing it registers the
 from nantian.proxy.balancer import EndpointPicker
 from nantian.proxy.exchange import EndpointPool, pool_factory
 from nantian.proxy.metrics import ProxyMetrics
-from nantian.proxy.tls import build_upstream_tls
+from nantian.proxy.tls_upstream import build_upstream_tls
 from nantian.proxy.upstream_http1 import Http1Pool
 
 __all__ = ["ClusterPlan", "PoolRegistry"]

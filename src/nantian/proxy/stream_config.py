@@ -3,7 +3,7 @@
 A TCP or UDP listener serves its first stream route (the Gateway API allows several TCPRoutes on a listener but
 gives no way to tell their connections apart; the IR lists them in precedence order). A TLS listener picks the route
 by the SNI of the connection's ClientHello: exact hostnames first, then the longest wildcard, then a route without
-hostnames (:func:`nantian.proxy.tls.select_stream_route`). TLS is terminated for a route whose Gateway listener
+hostnames (:func:`nantian.proxy.clienthello.select_stream_route`). TLS is terminated for a route whose Gateway listener
 (``section``) has certificates in the IR listener, and passed through otherwise, so one port may mix both modes.
 Within a route a backend is chosen by weight, then an endpoint of its cluster by the cluster's load balancer. A
 backend share whose cluster is ``None`` (an invalid backendRef) or which has no endpoints is not served: the
@@ -18,7 +18,8 @@ import attrs
 
 from nantian.ir import Cluster, Endpoint, Listener, Protocol, Secret, StreamRoute, TlsMode
 from nantian.proxy.balancer import EndpointPicker, WeightedChoice
-from nantian.proxy.tls import ServerTls, build_server_tls, select_stream_route
+from nantian.proxy.clienthello import select_stream_route
+from nantian.proxy.tls import ServerTls, build_server_tls
 
 __all__ = [
     "STREAM_PROTOCOLS",

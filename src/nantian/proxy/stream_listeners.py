@@ -8,8 +8,8 @@ ones, and :meth:`StreamBinding.swap` for unchanged ones: they keep their sockets
 connections (UDP: new sessions) are routed with the new config.
 
 Per connection (TCP and TLS): TCP goes to the listener's route at once. TLS waits for the ClientHello
-(:func:`~nantian.proxy.tls.peek_client_hello`) and picks the route by its SNI; then a passthrough route gets every
-byte, the ClientHello included, and a terminating route (its Gateway listener has certificates) gets the plaintext
+(:func:`~nantian.proxy.clienthello.peek_client_hello`) and picks the route by its SNI; then a passthrough route gets
+every byte, the ClientHello included, and a terminating route (its Gateway listener has certificates) gets the plaintext
 after a handshake run over the bytes already read (:mod:`nantian.proxy.stream_tls`). No route, no usable backend, a
 failed handshake or upstream connect closes the connection. One ``nantian.access`` line per connection.
 """
@@ -27,6 +27,7 @@ from nantian.errors import ConfigRejected, RemoteProtocolError
 from nantian.ir import Listener, Protocol, Snapshot
 from nantian.proxy._relay import Side
 from nantian.proxy.asyncio_relay import RelayConnection
+from nantian.proxy.clienthello import peek_client_hello
 from nantian.proxy.stream_config import (
     STREAM_PROTOCOLS,
     CompiledStreamListener,
@@ -35,7 +36,6 @@ from nantian.proxy.stream_config import (
     compile_stream_listener,
 )
 from nantian.proxy.stream_metrics import StreamMetrics, access_log
-from nantian.proxy.tls import peek_client_hello
 from nantian.proxy.udp_proxy import UdpOptions, UdpProxy
 
 __all__ = ["STREAM_PROTOCOLS", "StreamBinding", "StreamFrontEnd", "StreamOptions"]

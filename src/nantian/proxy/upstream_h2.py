@@ -33,7 +33,7 @@ from nantian.proxy.exchange import (
     UpstreamRequest,
     register_pool_factory,
 )
-from nantian.proxy.tls import UpstreamTlsConfig
+from nantian.proxy.tls_upstream import UpstreamTlsConfig
 
 __all__ = ["H2UpstreamResponse", "H2cPool", "make_pool", "register"]
 

@@ -16,17 +16,9 @@ from hypothesis import strategies as st
 
 from nantian import ir
 from nantian.errors import ConfigRejected, RemoteProtocolError
-from nantian.proxy.tls import (
-    ClientHello,
-    ServerTls,
-    TlsSession,
-    build_server_context,
-    build_server_tls,
-    build_upstream_tls,
-    hostname_matches,
-    peek_client_hello,
-    select_stream_route,
-)
+from nantian.proxy.clienthello import ClientHello, peek_client_hello, select_stream_route
+from nantian.proxy.tls import ServerTls, TlsSession, build_server_context, build_server_tls, hostname_matches
+from nantian.proxy.tls_upstream import build_upstream_tls
 
 TIMEOUT = 5.0
 
