@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import json
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+
+from nantian.eventloop import run_app
 
 __all__ = ["main"]
 
@@ -49,16 +49,6 @@ def _workers(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError("at least 1 worker")
     return number
-
-
-def _run(coro: Coroutine[Any, Any, int]) -> int:
-    """Run an app on uvloop when available (measured: 15-28% less CPU per proxied request)."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
 
 
 def _setup_logging(level: str) -> None:
@@ -131,7 +121,7 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         workers=args.workers,
     )
-    return _run(run_standalone(options))
+    return run_app(run_standalone(options))
 
 
 def _add_common_source(p: argparse.ArgumentParser) -> None:

@@ -26,6 +26,7 @@ from nantian.controlplane.metrics import ControlPlaneMetrics
 from nantian.controlplane.nodes import node_documents
 from nantian.controlplane.reconciler import Reconciled, Reconciler
 from nantian.errors import SourceError
+from nantian.eventloop import run_app
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.translate import TranslateOptions
@@ -274,9 +275,4 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as exc:
         print(f"nantian controller: error: {exc}", file=sys.stderr)
         return 2
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(run_controller(options))
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run_controller(options))
+    return run_app(run_controller(options))

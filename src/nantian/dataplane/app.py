@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from nantian.admin import AdminServer
+from nantian.eventloop import run_app
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
@@ -450,9 +451,4 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as exc:
         print(f"nantian proxy: error: {exc}", file=sys.stderr)
         return 2
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(run_proxy(options))
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(run_proxy(options))
+    return run_app(run_proxy(options))
