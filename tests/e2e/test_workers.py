@@ -173,7 +173,10 @@ def test_two_workers_share_the_port_follow_changes_and_drain(gateway: Gateway) -
     assert gateway.proc.wait(timeout=15) == 0
     assert not any(_alive(pid) for pid in pids)
     with socket.socket() as s:
+        # SO_REUSEADDR: connections the workers closed may sit in TIME_WAIT; a listener still there would fail this
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((GATEWAY_ADDRESS, gateway.listener_port))
+        s.listen()
 
 
 def test_proxy_workers_stream_from_a_controller(tmp_path: Path, echo_port: int) -> None:

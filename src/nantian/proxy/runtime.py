@@ -189,8 +189,14 @@ class ListenerFrontEnd(typing.Protocol):
         """Compile ``listener`` (routes, TLS) for serving. :raises ConfigRejected: it cannot be served."""
         ...
 
-    async def bind(self, listener: Listener, port: int, compiled: object, connections: set[object]) -> ListenerBinding:
-        """Bind ``listener.address``:``port`` and serve ``compiled``. :raises OSError: it cannot bind."""
+    async def bind(
+        self, listener: Listener, port: int, compiled: object, connections: set[object], *, reuse_port: bool = False
+    ) -> ListenerBinding:
+        """Bind ``listener.address``:``port`` and serve ``compiled``. :raises OSError: it cannot bind.
+
+        ``reuse_port``: bind with ``SO_REUSEPORT`` (worker processes of one deployment share the port; the runtime
+        has already claimed it from its port guard). Without it a port taken by anyone else must fail to bind.
+        """
         ...
 
 
@@ -332,7 +338,9 @@ class ProxyRuntime:
                 key = (lst.address, port, lst.protocol)
                 tls_key = _tls_key(lst, snapshot)
                 old = self._bound.get(lst.name)
-                if old is not None and old.bind_key == key and old.tls_key == tls_key:
+                # Stream front ends compile their TLS contexts into the swapped config, so only HTTP listeners re-bind
+                # (taking over the old socket) when their certificates change.
+                if old is not None and old.bind_key == key and (old.tls_key == tls_key or frontend is not None):
                     kept.append(lst.name)
                     states[lst.name] = state(bound=True)
                     continue
@@ -341,7 +349,11 @@ class ProxyRuntime:
                     if frontend is None:
                         bound = await self._bind_http(lst, port, compiled, old, connections)
                     else:
-                        binding = await frontend.bind(lst, port, streams[lst.name], connections)
+                        if self.options.reuse_port and self.options.port_guard is not None:
+                            await self.options.port_guard.claim(lst.address, port)
+                        binding = await frontend.bind(
+                            lst, port, streams[lst.name], connections, reuse_port=self.options.reuse_port
+                        )
                         bound = _Bound(
                             ir=lst,
                             bind_key=key,

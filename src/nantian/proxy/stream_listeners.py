@@ -68,13 +68,15 @@ class _Refused(asyncio.Protocol):
         transport.abort()  # type: ignore[attr-defined]
 
 
-def _listen_socket(address: str, port: int, kind: socket.SocketKind, backlog: int) -> socket.socket:
+def _listen_socket(
+    address: str, port: int, kind: socket.SocketKind, backlog: int, *, reuse_port: bool = False
+) -> socket.socket:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, kind)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "SO_REUSEPORT"):
-            # lets a listener be re-bound (new certificates) while its old socket still serves
+        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            # only for worker processes of one deployment; otherwise a taken port must fail to bind
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((address, port))
         if kind == socket.SOCK_STREAM:
@@ -190,7 +192,9 @@ class StreamFrontEnd:
         except (ValueError, TypeError, KeyError) as exc:
             raise ConfigRejected(f"listener {listener.name}: cannot compile: {exc!r}") from exc
 
-    async def bind(self, listener: Listener, port: int, compiled: object, connections: set[object]) -> StreamBinding:
+    async def bind(
+        self, listener: Listener, port: int, compiled: object, connections: set[object], *, reuse_port: bool = False
+    ) -> StreamBinding:
         """Bind ``listener.address``:``port`` and serve ``compiled``; open connections join ``connections``.
 
         :raises OSError: the address cannot be bound.
@@ -200,7 +204,9 @@ class StreamFrontEnd:
         ref = StreamListenerRef(name=listener.name, current=compiled)
         loop = asyncio.get_running_loop()
         if listener.protocol is Protocol.UDP:
-            sock = _listen_socket(listener.address, port, socket.SOCK_DGRAM, self.options.backlog)
+            sock = _listen_socket(
+                listener.address, port, socket.SOCK_DGRAM, self.options.backlog, reuse_port=reuse_port
+            )
             bound_port = int(sock.getsockname()[1])
             proxy = UdpProxy(
                 ref, metrics=self.metrics, options=self.options.udp, access_log_enabled=self.options.access_log
@@ -211,7 +217,7 @@ class StreamFrontEnd:
                 sock.close()
                 raise
             return StreamBinding(ref, bound_port, server=None, udp=proxy)
-        sock = _listen_socket(listener.address, port, socket.SOCK_STREAM, self.options.backlog)
+        sock = _listen_socket(listener.address, port, socket.SOCK_STREAM, self.options.backlog, reuse_port=reuse_port)
         bound_port = int(sock.getsockname()[1])
         try:
             server = await loop.create_server(

@@ -291,7 +291,9 @@ class _EchoFrontEnd:
             raise ConfigRejected(f"{listener.name}: no stream route")
         return listener.stream_routes[0].name.encode()
 
-    async def bind(self, listener: ir.Listener, port: int, compiled: object, connections: set[object]) -> _EchoBinding:
+    async def bind(
+        self, listener: ir.Listener, port: int, compiled: object, connections: set[object], *, reuse_port: bool = False
+    ) -> _EchoBinding:
         state: dict[str, object] = {"tag": compiled}
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -358,3 +358,21 @@ async def test_bytes_flow_both_ways_and_half_close_is_passed_on_plain() -> None:
             writer.write_eof()
             async with asyncio.timeout(TIMEOUT):
                 assert await reader.read() == b"one|bye"
+
+
+async def test_a_port_someone_else_holds_fails_to_bind_even_with_so_reuseport() -> None:
+    """One process binds stream listeners without SO_REUSEPORT, so a taken port is reported, never shared."""
+    import socket
+
+    port = free_port()
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    try:
+        async with running(snap([], [])) as rt:
+            result = await rt.apply(snap([tcp_listener(port, stream_route("r", ("c", 1)))], [tcp_cluster("c", 9)]))
+            assert set(result.failed) == {tcp_listener(port).name}
+            assert not rt.listener_states()[tcp_listener(port).name].bound
+    finally:
+        squatter.close()

@@ -225,11 +225,29 @@ async def test_terminate_relays_plaintext_to_the_route_matching_sni(ca: trustme.
             unverified.check_hostname = False
             unverified.verify_mode = ssl.CERT_NONE
             assert await refused(port, unverified, "v.example")  # a certificate is served, but no route matches
-            # new certificates: the listener is re-bound, the old secret no longer served
-            renewed = [secret("ns/t", ca.issue_cert("t.example")), secrets[1]]
+            # new certificates: the listener keeps its socket and serves the renewed certificate to new connections
+            renewed_cert = ca.issue_cert("t.example")
+            renewed = [secret("ns/t", renewed_cert), secrets[1]]
             result = await rt.apply(ir.Snapshot.build([lst], [cluster("ct", port_t), cluster("cu", port_u)], renewed))
-            assert result.bound == (lst.name,)
+            assert result.kept == (lst.name,)
             assert await greeting(port, ctx, "t.example") == ("T", b"ping")
+            assert await served_certificate(port, ctx, "t.example") == ssl.PEM_cert_to_DER_cert(
+                renewed_cert.cert_chain_pems[0].bytes().decode()
+            )
+
+
+async def served_certificate(port: int, ctx: ssl.SSLContext, sni: str) -> bytes:
+    """The DER certificate the listener serves for ``sni``."""
+    async with asyncio.timeout(TIMEOUT):
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=sni)
+        try:
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+    assert isinstance(der, bytes)
+    return der
 
 
 async def test_terminate_without_usable_certificates_is_refused(ca: trustme.CA) -> None:
