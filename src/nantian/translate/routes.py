@@ -157,13 +157,20 @@ def compile_route(
 ParentTarget = tuple[GatewayState, list[ListenerState] | None] | None
 
 
+def distinct_parent_refs(route: Route) -> tuple[ParentReference, ...]:
+    """The route's parentRefs, each parent once: a ref without ``namespace`` names the same parent as one that
+    spells out the route's own namespace, so both get one status entry and one attachment (not two IR copies)."""
+    refs = route.spec.parent_refs
+    if len(refs) <= 1:
+        return tuple(refs)
+    ns = route.metadata.namespace
+    return tuple(dict.fromkeys(p if p.namespace is not None else attrs.evolve(p, namespace=ns) for p in refs))
+
+
 def route_parents(route: Route, ctx: RouteContext) -> tuple[ParentTarget, ...]:
     """What each distinct parentRef of ``route`` resolves to (``None``: not one of ours)."""
-    refs = route.spec.parent_refs
-    if len(refs) > 1:
-        refs = tuple(dict.fromkeys(refs))  # the same parentRef twice gets one status entry
     ns = route.metadata.namespace
-    return tuple([_resolve_parent(p, ns, ctx) for p in refs])
+    return tuple([_resolve_parent(p, ns, ctx) for p in distinct_parent_refs(route)])
 
 
 def translate_route(
@@ -176,9 +183,7 @@ def translate_route(
     ns = route.metadata.namespace
     kind = route.KIND
     parents: list[tuple[ParentReference, GatewayState, list[ListenerState] | None]] = []
-    refs = route.spec.parent_refs
-    if len(refs) > 1:
-        refs = tuple(dict.fromkeys(refs))  # the same parentRef twice gets one status entry
+    refs = distinct_parent_refs(route)
     for p, found in zip(refs, targets if targets is not None else route_parents(route, ctx), strict=True):
         if found is not None:
             parents.append((p, found[0], found[1]))
