@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from nantian import ir
@@ -177,6 +177,8 @@ def check_served_routes_are_accepted_by_an_admitting_listener(world: World, t: T
 def check_virtual_host_names_are_listener_route_intersections(world: World, t: Translation) -> None:
     for lst in t.snapshot.listeners:
         for vh in lst.virtual_hosts:
+            names = [r.name for r in vh.routes]
+            assert len(names) == len(set(names)), f"{lst.name} {vh.hostname}: a route is served twice"
             _, listener = world.listener(vh.section)
             assert vh.section_hostname == listener.get("hostname")
             for r in vh.routes:
@@ -276,6 +278,8 @@ def check_statuses_describe_the_input(world: World, t: Translation) -> None:
             refs = [_normalized_parent_ref(p, ref.namespace) for p in doc["spec"]["parentRefs"]]
             for entry in entries:
                 assert entry["parentRef"] in refs, f"{ref}: status for a parentRef it does not have"
+            keys = [sorted(entry["parentRef"].items()) for entry in entries]
+            assert all(keys.count(k) == 1 for k in keys), f"{ref}: two status entries for one parent"
         conditions = [c for e in entries for c in e["conditions"]] + list(status.get("conditions", ()))
         conditions += [c for lst in status.get("listeners", ()) for c in lst["conditions"]]
         assert all(c["observedGeneration"] == generation for c in conditions), f"{ref}: stale observedGeneration"
@@ -306,7 +310,26 @@ def test_translate_never_raises_and_ignores_input_order(docs: list[dict[str, Any
     assert a.statuses == b.statuses
 
 
+_TWO_REFS_ONE_PARENT = [
+    *nst.gateway_class_documents(),
+    {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "gw-1", "namespace": "default"},
+        "spec": {"gatewayClassName": "nantian", "listeners": [{"name": "l0", "port": 80, "protocol": "HTTP"}]},
+    },
+    {
+        "apiVersion": f"{GATEWAY_API}/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "r", "namespace": "default"},
+        # The same parent twice (namespace implied, then spelled out): one attachment, one status entry.
+        "spec": {"parentRefs": [{"name": "gw-1"}, {"name": "gw-1", "namespace": "default"}], "rules": [{}]},
+    },
+]
+
+
 @given(nst.documents())
+@example(docs=_TWO_REFS_ONE_PARENT)
 def test_translation_follows_gateway_api_rules(docs: list[dict[str, Any]]) -> None:
     resources = nst.build_resource_set(docs)
     assert not resources.errors, "valid generated documents all parse"

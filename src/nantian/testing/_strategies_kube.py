@@ -282,9 +282,25 @@ def _parent_refs(draw: st.DrawFn, namespace: str, existing: ExistingObjects) -> 
         if draw(st.integers(min_value=0, max_value=3)) == 0:
             ref["port"] = draw(st.sampled_from(_LISTENER_PORTS))
         refs.append(ref)
-    # Two identical parentRefs are invalid input the API server refuses; keep them unique.
-    unique = {repr(sorted(r.items())): r for r in refs}
-    return list(unique.values())
+    return _cel_valid_parent_refs(refs)
+
+
+def _cel_valid_parent_refs(refs: list[Doc]) -> list[Doc]:
+    """What the HTTPRoute CRD's CEL rules admit: refs to the same parent (name and namespace as written) all
+    have a sectionName, all or none have a port, and no two are equal."""
+    by_parent: dict[tuple[str, str | None], list[Doc]] = {}
+    for ref in refs:
+        by_parent.setdefault((ref["name"], ref.get("namespace")), []).append(ref)
+    out: list[Doc] = []
+    for group in by_parent.values():
+        if len(group) > 1:
+            group = [{**ref, "sectionName": ref.get("sectionName", f"l{i}")} for i, ref in enumerate(group)]
+            if not all("port" in ref for ref in group):
+                group = [{k: v for k, v in ref.items() if k != "port"} for ref in group]
+        for ref in group:
+            if ref not in out:
+                out.append(ref)
+    return out
 
 
 @st.composite
