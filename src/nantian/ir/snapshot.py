@@ -236,8 +236,10 @@ class Snapshot:
                 found.append(f"duplicate {kind} names")
         for lst in self.listeners:
             for cert in lst.certificates:
-                if cert.secret not in secrets:
-                    found.append(f"listener {lst.name}: secret {cert.secret} missing")
+                wanted = (cert.secret, *(cert.client_validation.ca_secrets if cert.client_validation else ()))
+                for name in wanted:
+                    if name not in secrets:
+                        found.append(f"listener {lst.name}: secret {name} missing")
             wcs = [b for vh in lst.virtual_hosts for r in vh.routes for b in r.backends]
             wcs += [b for sr in lst.stream_routes for b in sr.backends]
             mirrors = [m.cluster for vh in lst.virtual_hosts for r in vh.routes for m in r.mirrors]

@@ -123,3 +123,16 @@ def test_snapshot_is_immutable() -> None:
         pass
     else:
         raise AssertionError("Snapshot is mutable")
+
+
+def test_problems_name_missing_client_validation_ca_secrets() -> None:
+    validation = ir.ClientValidation(ca_secrets=("ns/ca",))
+    cert = ir.TlsCertificate(hostname=None, secret="ns/cert", section="ns/gw/https", client_validation=validation)
+    listener = ir.Listener(
+        name="ns/gw/443/HTTPS", gateway="ns/gw", address="127.0.0.2", port=443, protocol=ir.Protocol.HTTPS,
+        certificates=(cert,),
+    )  # fmt: skip
+    snap = ir.Snapshot.build([listener], [], [ir.Secret(name="ns/cert", certificate_chain="C", private_key="K")])
+    assert snap.problems() == ["listener ns/gw/443/HTTPS: secret ns/ca missing"]
+    with_ca = ir.Snapshot.build([listener], [], [*snap.secrets, ir.Secret(name="ns/ca", ca_bundle="CA")])
+    assert with_ca.problems() == []
