@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from nantian.controlplane.metrics import ControlPlaneMetrics
 from nantian.controlplane.nodes import node_documents
 from nantian.controlplane.reconciler import Reconciled, Reconciler
 from nantian.errors import SourceError
-from nantian.eventloop import run_app
+from nantian.eventloop import run_app, stop_on_signals
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.translate import TranslateOptions
@@ -199,16 +198,11 @@ async def run_controller(options: ControllerOptions, *, stop: asyncio.Event | No
         log.error("controller.start_failed error=%s", exc)
         await controller.stop()
         return 2
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    remove_signal_handlers = stop_on_signals(stop)
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        remove_signal_handlers()
         await controller.stop()
     return 0
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from nantian.controlplane.nodes import node_documents
 from nantian.controlplane.reconciler import Reconciled, Reconciler
 from nantian.dataplane.app import ProxyOptions, worker_arguments
 from nantian.errors import SourceError
+from nantian.eventloop import stop_on_signals
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
@@ -226,10 +226,7 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
         await server.stop()
         return 2
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    remove_signal_handlers = stop_on_signals(stop)
     log.info(
         "standalone.started source=%s admin=%s:%s workers=%s", url, options.admin_host, admin.port, options.workers
     )
@@ -257,8 +254,6 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
         with contextlib.suppress(Exception):
             await source.aclose()
         await admin.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        remove_signal_handlers()
     log.info("standalone.stopped")
     return 0

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +28,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from nantian.admin import AdminServer
-from nantian.eventloop import run_app
+from nantian.eventloop import run_app, stop_on_signals
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
@@ -273,10 +272,7 @@ async def run_proxy(options: ProxyOptions, *, stop: asyncio.Event | None = None)
         log.error("proxy.start_failed error=%s", exc)
         await plane.stop(0)
         return 2
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    remove_signal_handlers = stop_on_signals(stop)
     waits = [asyncio.create_task(stop.wait())]
     if plane.channel is not None:
         waits.append(asyncio.create_task(plane.channel.closed.wait()))
@@ -287,9 +283,7 @@ async def run_proxy(options: ProxyOptions, *, stop: asyncio.Event | None = None)
     finally:
         for task in waits:
             task.cancel()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        remove_signal_handlers()
         log.info("proxy.draining timeout=%s", options.drain_timeout)
         await plane.stop()
     return 0
@@ -365,17 +359,12 @@ async def run_proxy_workers(options: ProxyOptions, *, stop: asyncio.Event | None
         await channel.close()
         return 2
     await supervisor.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    remove_signal_handlers = stop_on_signals(stop)
     log.info("proxy.workers_started workers=%s node=%s admin=%s", options.workers, options.node_id, admin.port)
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        remove_signal_handlers()
         log.info("proxy.draining workers=%s timeout=%s", options.workers, options.drain_timeout)
         await supervisor.stop(options.drain_timeout + 5.0)
         await admin.close()
