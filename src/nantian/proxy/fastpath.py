@@ -183,14 +183,10 @@ class FastForward:
             self._crash()
 
     def _head_arrived(self) -> None:
+        # the backend-request deadline stays armed: when it passes, expire() re-arms for the request deadline (one
+        # deadline entry per request instead of two; most responses end long before either)
         self._waiting_head = False
         self.upstream_seconds = self.loop.time() - self.started_at
-        plan = self.plan
-        if self._timer is not None and plan.try_timeout is not None:
-            self._timer.discard(self)
-            self._timer = None
-            if plan.request_timeout is not None:
-                self._timer = self._deadlines.add(self.ex.received_at + plan.request_timeout, self)
 
     def on_body(self, data: bytes) -> None:
         if self._done:
@@ -238,6 +234,15 @@ class FastForward:
         self._timer = None
         if self._done:
             return
+        if not self._waiting_head:
+            # the backend-request deadline of a response whose head arrived in time: only the request deadline is left
+            request_timeout = self.plan.request_timeout
+            if request_timeout is None:
+                return
+            deadline = self.ex.received_at + request_timeout
+            if self.loop.time() < deadline:
+                self._timer = self._deadlines.add(deadline, self)
+                return
         self.conn.abort_response()
         if not self.sink.started:
             self._local(504, "upstream request timeout")

@@ -17,6 +17,10 @@ __all__ = ["CompiledListener", "Section"]
 
 access_log = logging.getLogger("nantian.access")
 
+HOST_CACHE_SIZE = 1024
+"""Authorities whose host lookup a compiled listener remembers (cleared when full)."""
+HOST_CACHE_KEY_LIMIT = 255
+
 
 class Section:
     """One Gateway listener (``namespace/gateway/listener``) of an IR listener: its virtual hosts."""
@@ -47,18 +51,34 @@ class CompiledListener:
         self.detect_misdirected = detect_misdirected
         self.access_log = access_log_enabled
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._hosts: dict[str, tuple[str, Section | None, RouteTable[RoutePlan] | None]] = {}
+        """Authority (``Host``) -> (host, section, virtual host): the host lookups of recent authorities."""
+
+    def _host(self, authority: str) -> tuple[str, Section | None, RouteTable[RoutePlan] | None]:
+        found = self._hosts.get(authority)
+        if found is None:
+            host = host_of(authority)
+            section = self.sections.lookup(host)
+            found = (host, section, section.vhosts.lookup(host) if section is not None else None)
+            if len(authority) <= HOST_CACHE_KEY_LIMIT:
+                if len(self._hosts) >= HOST_CACHE_SIZE:
+                    self._hosts.clear()
+                self._hosts[authority] = found
+        return found
 
     def lookup(self, exchange: Exchange) -> tuple[RoutePlan | None, int, str, str, str]:
         """Route ``exchange``: (plan, status if no plan (404, 421), path, query, host)."""
         head = exchange.head
-        host = host_of(head.authority)
-        path, query = split_target(head.target)
-        section = self.sections.lookup(host)
+        host, section, table = self._host(head.authority)
+        target = head.target
+        if "?" in target:
+            path, query = split_target(target)
+        else:
+            path, query = target or "/", ""
         if section is None:
             return None, 404, path, query, host
         if self.detect_misdirected and head.sni_section is not None and head.sni_section != section.name:
             return None, 421, path, query, host
-        table = section.vhosts.lookup(host)
         plan = table.match(head.method, path, query, head.headers) if table is not None else None
         return plan, 404, path, query, host
 

@@ -111,14 +111,6 @@ class _Matcher(Generic[T]):
         )
 
 
-def _header_map(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """Header values by name; repeated headers joined with commas (how Gateway API header matches see them)."""
-    acc: dict[str, str] = {}
-    for k, v in headers:
-        acc[k] = f"{acc[k]},{v}" if k in acc else v
-    return acc
-
-
 def _query_map(query: str) -> dict[str, str]:
     """The first value of each query parameter."""
     acc: dict[str, str] = {}
@@ -147,18 +139,31 @@ def _prefix_key(prefix: str) -> str:
     return prefix.rstrip("/")
 
 
+MATCH_CACHE_SIZE = 4096
+"""Route decisions remembered per virtual host (the table is cleared when full)."""
+MATCH_CACHE_KEY_LIMIT = 512
+"""Requests whose path, query and matched header values are longer than this (characters) are matched without
+the cache, so a client cannot make the cache hold much memory."""
+
+_MISS = object()
+
+
 class RouteTable(Generic[T]):
     """The routes of one virtual host, in precedence order; :meth:`match` returns the first that matches.
 
-    Exact paths and path prefixes are indexed by path, so only routes whose path can match are checked.
+    Exact paths and path prefixes are indexed by path, so only routes whose path can match are checked. Decisions
+    are cached: a match depends only on the method, the path, the query (when a route matches on it) and the values
+    of the header names some route matches on, so those form the key and repeated requests cost one dict probe.
     """
 
-    __slots__ = ("_exact", "_prefix", "_regex", "size")
+    __slots__ = ("_cache", "_exact", "_header_names", "_prefix", "_regex", "_uses_query", "size")
 
     def __init__(self, entries: Sequence[tuple[HttpMatch, T]]) -> None:
         self._exact: dict[str, list[_Matcher[T]]] = {}
         self._prefix: dict[str, list[_Matcher[T]]] = {}
         self._regex: list[_Matcher[T]] = []
+        names: dict[str, None] = {}
+        uses_query = False
         for i, (match, value) in enumerate(entries):
             m = _Matcher(i, match, value)
             if match.path.type is PathMatchType.EXACT:
@@ -167,6 +172,13 @@ class RouteTable(Generic[T]):
                 self._prefix.setdefault(_prefix_key(match.path.value), []).append(m)
             else:
                 self._regex.append(m)
+            for name, _, _ in m.headers:
+                names[name] = None
+            uses_query = uses_query or bool(m.query)
+        self._header_names = tuple(names)
+        """Every header name some route matches on (the values of these are part of the cache key)."""
+        self._uses_query = uses_query
+        self._cache: dict[tuple[str | None, ...], T | None] = {}
         self.size = len(entries)
 
     def candidates(self, path: str) -> list[_Matcher[T]]:
@@ -203,18 +215,36 @@ class RouteTable(Generic[T]):
 
     def match(self, method: str, path: str, query: str, headers: Sequence[tuple[str, str]]) -> T | None:
         """The first route (in IR order) matching the request, or ``None``."""
+        names = self._header_names
         hmap: dict[str, str] | None = None
+        if names:
+            hmap = {}
+            for k, v in headers:
+                if k in names:  # a short tuple: faster than a set here
+                    hmap[k] = f"{hmap[k]},{v}" if k in hmap else v
+            key: tuple[str | None, ...] = (method, path, query if self._uses_query else "", *map(hmap.get, names))
+        else:
+            key = (method, path, query) if self._uses_query else (method, path)
+        cache = self._cache
+        found = cache.get(key, _MISS)
+        if found is not _MISS:
+            return found  # type: ignore[return-value]
+        result = self._match(method, path, query, hmap)
+        if len(path) + len(query) + (sum(map(len, hmap.values())) if hmap else 0) <= MATCH_CACHE_KEY_LIMIT:
+            if len(cache) >= MATCH_CACHE_SIZE:
+                cache.clear()
+            cache[key] = result
+        return result
+
+    def _match(self, method: str, path: str, query: str, hmap: dict[str, str] | None) -> T | None:
         qmap: dict[str, str] | None = None
         for m in self.candidates(path):
             if m.method is not None and m.method != method:
                 continue
             if m.path_regex is not None and m.path_regex.fullmatch(path) is None:
                 continue
-            if m.headers:
-                if hmap is None:
-                    hmap = _header_map(headers)
-                if not _values_match(m.headers, hmap):
-                    continue
+            if m.headers and (hmap is None or not _values_match(m.headers, hmap)):
+                continue
             if m.query:
                 if qmap is None:
                     qmap = _query_map(query)
