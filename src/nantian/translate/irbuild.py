@@ -158,6 +158,7 @@ def _stream_order(entry: tuple[RouteAge, StreamRoute]) -> tuple[RouteAge, str]:
 
 def _precedence(entry: tuple[MatchKey, HttpRoute]) -> tuple[MatchKey, bool]:
     # MatchKey orders routes completely but for an HTTPRoute and a GRPCRoute of the same namespace/name (the
-    # HTTPRoute first, as routes are translated kind by kind) and for the same entry added twice (a route
-    # attached twice to one listener): so the order routes were added in never shows.
+    # HTTPRoute first, as routes are translated kind by kind), so the order routes were added in never shows.
+    # (A route is added at most once per section and hostname: translate_route places it once however many of
+    # its parentRefs select the listener.)
     return entry[0], entry[1].grpc

@@ -200,6 +200,9 @@ def translate_route(
     users: list[tuple[ObjectRef, AbstractSet[tuple[str, str]]]] = []
     reads_namespace = False
     entries: list[dict[str, Any]] = []
+    # (Gateway, section, hostname or None for a stream route) placed so far: parentRefs that select the same
+    # listener ({gw} and {gw, sectionName: l0}, with and without a port) serve the route there once.
+    placed: set[tuple[tuple[str, str], str, str | None]] = set()
     for p, gw, candidates in parents:
         cert = gw.client_certificate
         comp = compiled.get(cert)
@@ -244,8 +247,15 @@ def translate_route(
             if not lst.usable:
                 continue
             if isinstance(comp, CompiledHttp):
-                placements.append(Placement(gateway=gw.key, listener=lst, hostnames=served, entries=comp.entries))
+                fresh = tuple([h for h in served if (gw.key, lst.section, h) not in placed])
+                if not fresh:
+                    continue
+                placed.update((gw.key, lst.section, h) for h in fresh)
+                placements.append(Placement(gateway=gw.key, listener=lst, hostnames=fresh, entries=comp.entries))
             else:
+                if (gw.key, lst.section, None) in placed:
+                    continue
+                placed.add((gw.key, lst.section, None))
                 stream = StreamRoute(
                     name=f"{kind}/{ns}/{route.metadata.name}@{lst.section}",
                     route=f"{kind}/{ns}/{route.metadata.name}",

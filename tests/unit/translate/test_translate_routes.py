@@ -13,9 +13,9 @@ from nantian.ir import (
     Protocol,
     TlsMode,
 )
-from nantian.resources import GRPCMethodMatch, ObjectRef
+from nantian.resources import GRPCMethodMatch, ObjectRef, parse_object
 from nantian.testing import MaterialSpec, generated_objects
-from nantian.translate import FEATURES, Translation, translate
+from nantian.translate import FEATURES, Translation, Translator, translate
 from nantian.translate.filters import Problem
 from nantian.translate.grpcroute import grpc_path
 
@@ -282,3 +282,103 @@ spec:
     assert cond(gw, "Accepted") == ("False", "Invalid")
     assert cond(gw, "Programmed")[0] == "False"
     assert t.snapshot.listeners == ()
+
+
+_TWO_HTTP_SECTIONS = """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: nantian
+  listeners:
+  - {name: a, port: 80, protocol: HTTP}
+  - {name: b, port: 80, protocol: HTTP, hostname: b.example.com}
+  - {name: tcp, port: 9000, protocol: TCP}
+"""
+
+# One Gateway named four ways: whole, by section, by port, and by section with the route's namespace spelled out
+# (the same parent as the second). The API server's CEL rules refuse some of these; a file source does not.
+_OVERLAPPING_REFS = """
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: infra}
+spec:
+  parentRefs:
+  - {name: gw}
+  - {name: gw, sectionName: a}
+  - {name: gw, port: 80}
+  - {name: gw, namespace: infra, sectionName: a}
+  - {name: gw, sectionName: a}
+  hostnames: [b.example.com, c.example.com]
+  rules: [{backendRefs: [{name: svc, port: 8080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: t, namespace: infra}
+spec:
+  parentRefs: [{name: gw}, {name: gw, sectionName: tcp}, {name: gw, port: 9000}]
+  rules: [{backendRefs: [{name: svc, port: 8080}]}]
+"""
+
+
+def _served(t: Translation) -> list[tuple[str, str, list[str]]]:
+    return [
+        (vh.section, vh.hostname, [r.name for r in vh.routes])
+        for lst in t.snapshot.listeners
+        for vh in lst.virtual_hosts
+    ]
+
+
+def test_parent_refs_selecting_one_listener_serve_the_route_there_once() -> None:
+    t = translate_yaml(BASE + _TWO_HTTP_SECTIONS + _OVERLAPPING_REFS)
+    assert _served(t) == [
+        ("infra/gw/a", "b.example.com", ["HTTPRoute/infra/r/0/0"]),
+        ("infra/gw/a", "c.example.com", ["HTTPRoute/infra/r/0/0"]),
+        ("infra/gw/b", "b.example.com", ["HTTPRoute/infra/r/0/0"]),
+    ]
+    (tcp,) = [lst for lst in t.snapshot.listeners if lst.port == 9000]
+    assert [(s.name, s.section) for s in tcp.stream_routes] == [("TCPRoute/infra/t@infra/gw/tcp", "infra/gw/tcp")]
+    # One status entry per distinct parentRef as written (the repeated and the namespace-spelled-out ones merge).
+    gw = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "infra", "name": "gw"}
+    http = t.statuses[ObjectRef("HTTPRoute", "infra", "r")]["parents"]
+    assert [e["parentRef"] for e in http] == [gw, {**gw, "sectionName": "a"}, {**gw, "port": 80}]
+    assert all(cond(e, "Accepted") == ("True", "Accepted") for e in http)
+    stream = t.statuses[ObjectRef("TCPRoute", "infra", "t")]["parents"]
+    assert [e["parentRef"] for e in stream] == [gw, {**gw, "sectionName": "tcp"}, {**gw, "port": 9000}]
+    # attachedRoutes counts each route once per listener.
+    assert [
+        (lst["name"], lst["attachedRoutes"]) for lst in t.statuses[ObjectRef("Gateway", "infra", "gw")]["listeners"]
+    ] == [
+        ("a", 1),
+        ("b", 1),
+        ("tcp", 1),
+    ]
+    assert t.snapshot.problems() == []
+
+
+def test_overlapping_parent_refs_translate_incrementally_to_the_same_bytes() -> None:
+    docs = docs_from_yaml(BASE + _TWO_HTTP_SECTIONS + _OVERLAPPING_REFS)
+    single = [
+        {**d, "spec": {**d["spec"], "parentRefs": [{"name": "gw", "sectionName": "a"}]}}
+        if d["kind"] in ("HTTPRoute", "TCPRoute")
+        else d
+        for d in docs
+    ]
+    translator = Translator(OPTIONS)
+    for step in (single, docs, single, docs):
+        rs = resource_set(step)
+        incremental, scratch = translator.translate(rs), translate(rs, OPTIONS)
+        assert incremental.snapshot.version == scratch.snapshot.version
+        assert incremental.snapshot == scratch.snapshot
+        assert dict(incremental.statuses) == dict(scratch.statuses)
+    # Replacing only the route object (the Gateway state stays the same object) goes through the route memo.
+    rs = resource_set(single)
+    translator.translate(rs)
+    for d in docs:
+        if d["kind"] == "HTTPRoute":
+            rs = rs.with_object(parse_object(d))
+    incremental = translator.translate(rs)
+    assert incremental.snapshot.version == translate(rs, OPTIONS).snapshot.version
+    assert _served(incremental) == _served(translate(rs, OPTIONS))
