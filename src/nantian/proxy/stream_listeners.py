@@ -11,7 +11,8 @@ Per connection (TCP and TLS): TCP goes to the listener's route at once. TLS wait
 (:func:`~nantian.proxy.clienthello.peek_client_hello`) and picks the route by its SNI; then a passthrough route gets
 every byte, the ClientHello included, and a terminating route (its Gateway listener has certificates) gets the plaintext
 after a handshake run over the bytes already read (:mod:`nantian.proxy.stream_tls`). No route, no usable backend, a
-failed handshake or upstream connect closes the connection. One ``nantian.access`` line per connection.
+failed handshake or upstream connect closes the connection. One ``nantian.access`` line per connection (UDP: per
+session), with a one-word ``result`` (:mod:`nantian.proxy.stream_metrics`).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import asyncio
 import functools
 import logging
 import socket
-
-import attrs
 
 from nantian.errors import ConfigRejected, RemoteProtocolError
 from nantian.ir import Listener, Protocol, Snapshot
@@ -35,32 +34,13 @@ from nantian.proxy.stream_config import (
     StreamTarget,
     compile_stream_listener,
 )
-from nantian.proxy.stream_metrics import StreamMetrics, access_log
-from nantian.proxy.udp_proxy import UdpOptions, UdpProxy
+from nantian.proxy.stream_metrics import StreamMetrics, access_log, connection_result, log_connection
+from nantian.proxy.stream_options import StreamOptions
+from nantian.proxy.udp_proxy import UdpProxy
 
 __all__ = ["STREAM_PROTOCOLS", "StreamBinding", "StreamFrontEnd", "StreamOptions"]
 
 log = logging.getLogger(__name__)
-
-
-@attrs.frozen(kw_only=True)
-class StreamOptions:
-    """How stream listeners serve.
-
-    :param idle_timeout: Seconds without a byte either way before a TCP/TLS connection closes (``None``: never).
-    :param hello_timeout: Seconds a TLS passthrough client has to send its whole ClientHello.
-    :param max_connections: Open TCP/TLS connections over all stream listeners; more are closed on accept.
-    :param backlog: ``listen()`` backlog.
-    :param access_log: One ``nantian.access`` INFO line per connection (UDP: per session).
-    :param udp: UDP session limits.
-    """
-
-    idle_timeout: float | None = 3600.0
-    hello_timeout: float = 10.0
-    max_connections: int = 10000
-    backlog: int = 1024
-    access_log: bool = True
-    udp: UdpOptions = attrs.field(factory=UdpOptions)
 
 
 class _Refused(asyncio.Protocol):
@@ -95,6 +75,7 @@ def _route(config: CompiledStreamListener, conn: RelayConnection) -> None:
         try:
             hello = peek_client_hello(conn.relay.pending)
         except RemoteProtocolError as exc:
+            conn.info["result"] = "bad_client_hello"
             conn.stop(str(exc))
             return
         if hello is None:
@@ -123,6 +104,7 @@ def _handshake_done(config: CompiledStreamListener, target: StreamTarget, conn: 
     assert config.server_tls is not None and conn.tls is not None
     session = config.server_tls.inspect(conn.tls.ssl_object)
     if session.refused is not None:
+        conn.info["result"] = "client_cert_refused"
         conn.stop(session.refused)
         return
     conn.connect(target.address, target.port, timeout=target.connect_timeout)
@@ -231,7 +213,7 @@ class StreamFrontEnd:
     # -- connections ---------------------------------------------------------------------------------------------
     def _accept(self, ref: StreamListenerRef, connections: set[object]) -> asyncio.BaseProtocol:
         if len(self._open) >= self.options.max_connections:
-            self.metrics.counts["connections_refused"] += 1
+            self.metrics.refused()
             return _Refused()
         config = ref.current
         conn = RelayConnection(
@@ -255,19 +237,16 @@ class StreamFrontEnd:
             config.name, route, backend, served=relay.connected, bytes_in=bytes_in, bytes_out=bytes_out
         )
         if self.options.access_log and access_log.isEnabledFor(logging.INFO):
-            client = conn.client
-            access_log.info(
-                "access listener=%s route=%s backend=%s upstream=%s client=%s sni=%s duration_ms=%.3f bytes_in=%d "
-                "bytes_out=%d reason=%s protocol=%s",
-                config.name,
-                route,
-                backend,
-                conn.upstream or "-",
-                f"{client[0]}:{client[1]}" if client else "-",
-                conn.info.get("sni", "-"),
-                (conn.ended_at - conn.started_at) * 1000.0,
-                bytes_in,
-                bytes_out,
-                relay.close_reason,
-                config.protocol.value,
+            log_connection(
+                listener=config.name,
+                route=route,
+                backend=backend,
+                protocol=config.protocol.value,
+                client=conn.client[0] if conn.client else "-",
+                duration=conn.ended_at - conn.started_at,
+                bytes_in=bytes_in,
+                bytes_out=bytes_out,
+                result=conn.info.get("result") or connection_result(relay.close_reason),
+                upstream=conn.upstream or "-",
+                sni=conn.info.get("sni", "-"),
             )

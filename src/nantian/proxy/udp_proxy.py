@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from nantian.proxy.stream_config import StreamListenerRef, StreamTarget
-from nantian.proxy.stream_metrics import StreamMetrics, access_log
+from nantian.proxy.stream_metrics import StreamMetrics, access_log, log_udp_session
 from nantian.proxy.udp_sessions import UdpSessionTable
 
 __all__ = ["UdpOptions", "UdpProxy"]
@@ -94,7 +94,7 @@ class _Session(asyncio.DatagramProtocol):
                 await loop.create_datagram_endpoint(lambda: self, remote_addr=(self.target.address, self.target.port))
         except (OSError, TimeoutError) as exc:
             log.debug("udp.upstream_open_failed client=%s upstream=%s error=%s", self.client, self.upstream, exc)
-            self.proxy._end(self, f"upstream socket failed: {exc}")
+            self.proxy._end(self, "upstream_error")
             return
         if self.closed:
             self.close()
@@ -193,34 +193,37 @@ class UdpProxy(asyncio.DatagramProtocol):
         self.sessions.touch(session.client, self._loop.time())
         self._transport.sendto(data, session.client)
 
-    def _end(self, session: _Session, reason: str) -> None:
+    def _end(self, session: _Session, result: str) -> None:
         if session.closed:
             return
         if self.sessions.get(session.client) is session:
             self.sessions.remove(session.client)
-        self._finish(session, reason)
+        self._finish(session, result)
 
-    def _finish(self, session: _Session, reason: str) -> None:
+    def _finish(self, session: _Session, result: str) -> None:
+        """Count and log an ended session; ``result`` is ``idle_timeout``, ``listener_closed`` or ``upstream_error``."""
         session.close()
         self._metrics.udp_session(
-            self.ref.name, session.route, datagrams_in=session.datagrams_in, datagrams_out=session.datagrams_out
+            self.ref.name,
+            session.route,
+            datagrams_in=session.datagrams_in,
+            datagrams_out=session.datagrams_out,
+            failed=result == "upstream_error",
         )
         if self._access_log and access_log.isEnabledFor(logging.INFO):
             ended = self._loop.time() if self._loop is not None else session.started
-            access_log.info(
-                "access listener=%s route=%s backend=%s upstream=%s client=%s duration_ms=%.3f datagrams_in=%d "
-                "datagrams_out=%d bytes_in=%d bytes_out=%d reason=%s protocol=UDP",
-                self.ref.name,
-                session.route,
-                session.target.cluster,
-                session.upstream,
-                _format_address(session.client),
-                (ended - session.started) * 1000.0,
-                session.datagrams_in,
-                session.datagrams_out,
-                session.bytes_in,
-                session.bytes_out,
-                reason,
+            log_udp_session(
+                listener=self.ref.name,
+                route=session.route,
+                backend=session.target.cluster,
+                client=str(session.client[0]) if session.client else "-",
+                duration=ended - session.started,
+                bytes_in=session.bytes_in,
+                bytes_out=session.bytes_out,
+                result=result,
+                upstream=session.upstream,
+                datagrams_in=session.datagrams_in,
+                datagrams_out=session.datagrams_out,
             )
 
     def _arm(self) -> None:
@@ -238,7 +241,7 @@ class UdpProxy(asyncio.DatagramProtocol):
         if self._loop is None:
             return
         for _, session in self.sessions.expire(self._loop.time()):
-            self._finish(session, "idle timeout")
+            self._finish(session, "idle_timeout")
         self._arm()
 
     def close(self) -> None:
@@ -252,10 +255,6 @@ class UdpProxy(asyncio.DatagramProtocol):
             self._timer.cancel()
             self._timer = None
         for _, session in self.sessions.clear():
-            self._finish(session, "listener closed")
+            self._finish(session, "listener_closed")
         if self._transport is not None:
             self._transport.close()
-
-
-def _format_address(addr: Address) -> str:
-    return f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else repr(addr)

@@ -317,7 +317,7 @@ async def test_connection_limit_refuses_more() -> None:
                 async with asyncio.timeout(TIMEOUT):
                     assert await reader.readexactly(1) == b"x"
                 assert await exchange(port) == b""
-                assert fe.metrics.counts["connections_refused"] == 1
+                assert fe.metrics.counts["stream_connections_refused"] == 1
 
 
 async def test_drain_closes_open_connections_at_once_and_stops_accepting() -> None:
