@@ -37,6 +37,7 @@ from nantian.proxy.handler import CompiledListener
 from nantian.proxy.metrics import ProxyMetrics
 from nantian.proxy.stream_config import STREAM_PROTOCOLS
 from nantian.proxy.stream_listeners import StreamFrontEnd
+from nantian.proxy.stream_options import StreamOptions
 from nantian.proxy.tls import ServerTls, TlsSession
 
 __all__ = [
@@ -80,7 +81,7 @@ class RuntimeOptions:
     :param node_id: This data plane's name (for status reports and logs).
     :param bind_failure: ``"report"``: apply the rest and report listeners that cannot bind; ``"reject"``: refuse
         the whole snapshot.
-    :param access_log: One ``nantian.access`` INFO line per request.
+    :param access_log: One ``nantian.access`` INFO line per request (stream listeners: per connection or UDP session).
     :param drain_timeout: Default seconds :meth:`ProxyRuntime.drain` waits for in-flight requests.
     :param max_connections: Open downstream connections over all listeners; more are closed on accept.
     """
@@ -104,6 +105,8 @@ class RuntimeOptions:
     and the kernel spreads connections over them. Off (the default), a port another process holds fails to bind."""
     port_guard: PortGuard | None = attrs.field(default=None, eq=False)
     """With ``reuse_port``: asked before every new bind (see :class:`PortGuard`); ``None`` trusts the caller."""
+    stream: StreamOptions = attrs.field(factory=StreamOptions)
+    """TCP, UDP and TLS listeners (the built-in stream front end): idle and ClientHello timeouts, UDP sessions."""
 
 
 @attrs.frozen(kw_only=True)
@@ -216,7 +219,9 @@ def register_listener_frontend(protocol: Protocol, frontend: ListenerFrontEnd | 
 
 
 _STREAMS = StreamFrontEnd()
-"""The built-in stream proxy (:mod:`nantian.proxy.stream_listeners`): TCP, UDP and TLS listeners."""
+"""The built-in stream proxy (:mod:`nantian.proxy.stream_listeners`): TCP, UDP and TLS listeners. While it is the
+registered front end, each runtime serves those listeners with a :class:`StreamFrontEnd` of its own, made from
+:attr:`RuntimeOptions.stream` and :attr:`RuntimeOptions.access_log`, whose counts go into its :meth:`counters`."""
 for _protocol in sorted(STREAM_PROTOCOLS, key=lambda p: p.value):
     register_listener_frontend(_protocol, _STREAMS)
 
@@ -241,7 +246,9 @@ class ProxyRuntime:
         self.options = options or RuntimeOptions()
         self._pm = plugin_manager
         self.metrics = ProxyMetrics()
-        self.metrics.registry.register(_STREAMS.metrics)
+        stream = self.options.stream
+        self._streams = StreamFrontEnd(attrs.evolve(stream, access_log=stream.access_log and self.options.access_log))
+        self.metrics.registry.register(self._streams.metrics)
         self._pools = PoolRegistry(self.metrics)
         self._bound: dict[str, _Bound] = {}
         self._states: dict[str, ListenerState] = {}
@@ -283,11 +290,20 @@ class ProxyRuntime:
         return dict(self._states)
 
     def counters(self) -> Mapping[str, int]:
-        """Totals for status reports: requests, errors (5xx), active connections, ..."""
+        """Totals for status reports: requests, errors (5xx), active connections, ...; stream listeners'
+        ``stream_connections``, ``stream_errors``, ``udp_sessions``, ... (see
+        :class:`~nantian.proxy.stream_metrics.StreamMetrics`) and ``udp_sessions_active``."""
         out = dict(self.metrics.counts)
+        out.update(self._streams.metrics.counts)
+        out["udp_sessions_active"] = self._streams.metrics.live_sessions()
         out["active_connections"] = self._connection_count()
         out["listeners_bound"] = len(self._bound)
         return out
+
+    def _frontend(self, protocol: Protocol) -> ListenerFrontEnd | None:
+        """The front end serving listeners of ``protocol`` (this runtime's own for the built-in stream proxy)."""
+        frontend = _FRONTENDS.get(protocol)
+        return self._streams if frontend is _STREAMS else frontend
 
     def bound_port(self, name: str) -> int | None:
         """The port listener ``name`` is bound to, if it is."""
@@ -316,7 +332,7 @@ class ProxyRuntime:
             )
             streams: dict[str, object] = {}
             for lst in snapshot.listeners:
-                frontend = _FRONTENDS.get(lst.protocol)
+                frontend = self._frontend(lst.protocol)
                 if lst.protocol not in HTTP_PROTOCOLS and frontend is not None:
                     streams[lst.name] = frontend.compile(lst, snapshot)
             offset = self.options.port_offset
@@ -330,7 +346,7 @@ class ProxyRuntime:
                 state = functools.partial(
                     ListenerState, name=lst.name, address=lst.address, port=port, protocol=lst.protocol.value
                 )
-                frontend = _FRONTENDS.get(lst.protocol)
+                frontend = self._frontend(lst.protocol)
                 if lst.protocol not in HTTP_PROTOCOLS and frontend is None:
                     failed[lst.name] = f"protocol {lst.protocol.value} is not served by this proxy"
                     states[lst.name] = state(bound=False, error=failed[lst.name])
