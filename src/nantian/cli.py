@@ -103,6 +103,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 # --- standalone ----------------------------------------------------------------------------------------
 def _cmd_standalone(args: argparse.Namespace) -> int:
     from nantian.controlplane.standalone import StandaloneOptions, run_standalone
+    from nantian.proxy.stream_options import stream_options_from
 
     if args.config_dir is None and args.source is None:
         print("nantian standalone: error: give --config-dir DIR or --source URL", file=sys.stderr)
@@ -120,6 +121,7 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
         controller_name=args.controller_name,
         drain_timeout=args.drain_timeout,
         workers=args.workers,
+        stream=stream_options_from(args),
     )
     return run_app(run_standalone(options))
 
@@ -131,7 +133,9 @@ def _add_common_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controller-name", default="nantian.io/gateway-controller")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, stream_flags: bool = True) -> argparse.ArgumentParser:
+    """The ``nantian`` arguments. ``stream_flags=False`` leaves out standalone's stream listener flags, whose
+    definitions live in :mod:`nantian.proxy` (an import that costs commands other than ``standalone`` ~0.1 s)."""
     parser = argparse.ArgumentParser(prog="nantian", description="A Kubernetes Gateway API implementation.")
     parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers", type=_workers, default=1, help="proxy processes sharing the listener ports (SO_REUSEPORT)"
     )
+    if stream_flags:
+        from nantian.proxy.stream_options import add_stream_arguments
+
+        add_stream_arguments(p)
     p.set_defaults(func=_cmd_standalone)
 
     for name, helptext in (
@@ -180,7 +188,7 @@ def _delegate(app: str, argv: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(stream_flags="standalone" in args_list)
     args, _ = parser.parse_known_args(args_list)
     _setup_logging(args.log_level)
     if args.func is None:

@@ -29,6 +29,7 @@ from nantian.eventloop import stop_on_signals
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
+from nantian.proxy.stream_options import StreamOptions
 from nantian.proxy.workers import WorkerChannelServer, WorkerSupervisor, nantian_command
 from nantian.translate import TranslateOptions
 from nantian.xds.registry import NodeRegistry
@@ -53,6 +54,9 @@ class StandaloneOptions:
     drain_timeout: float = 10.0
     workers: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     """Proxy processes; more than 1 runs them as workers sharing the ports (see the module docstring)."""
+    stream: StreamOptions = attrs.field(factory=StreamOptions)
+    """TCP/UDP/TLS listeners: ``--stream-idle-timeout``, ``--tls-hello-timeout``, ``--udp-session-timeout``,
+    ``--udp-max-sessions`` (passed on to workers too)."""
 
     @property
     def source_url(self) -> str:
@@ -166,6 +170,7 @@ class _WorkerPlane:
             port_offset=self._options.port_offset,
             admin_host="127.0.0.1",
             drain_timeout=self._options.drain_timeout,
+            stream=self._options.stream,
         )
         self.supervisor = WorkerSupervisor(
             self.count, lambda i: nantian_command("proxy", *worker_arguments(proxy, i, self.channel.path))
@@ -206,7 +211,9 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
         plane = _WorkerPlane(options, store)
     else:
         server = transport.server(store, ServerOptions(registry=registry))
-        runtime = ProxyRuntime(RuntimeOptions(port_offset=options.port_offset, node_id="standalone"))
+        runtime = ProxyRuntime(
+            RuntimeOptions(port_offset=options.port_offset, node_id="standalone", stream=options.stream)
+        )
         plane = _InProcessPlane(runtime, transport.client(runtime, ClientOptions(node_id="standalone")))
     await server.start()
 

@@ -32,6 +32,7 @@ from nantian.eventloop import run_app, stop_on_signals
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
+from nantian.proxy.stream_options import StreamOptions, add_stream_arguments, stream_arguments, stream_options_from
 from nantian.proxy.workers import (
     WorkerChannel,
     WorkerChannelServer,
@@ -72,6 +73,9 @@ class ProxyOptions:
     drain_timeout: float = 10.0  # --drain-timeout seconds
     transport: str = "grpc"  # --transport: a nantian_transport plugin name
     workers: int = attrs.field(default=1, validator=attrs.validators.ge(1))  # --workers N
+    stream: StreamOptions = attrs.field(factory=StreamOptions)
+    """--stream-idle-timeout, --tls-hello-timeout, --udp-session-timeout, --udp-max-sessions: TCP/UDP/TLS
+    listeners."""
     worker_channel: str | None = None
     """--worker-channel PATH (set by a ``--workers`` parent): bind with SO_REUSEPORT through the parent's channel,
     report status to it, drain when it goes away."""
@@ -99,6 +103,7 @@ class DataPlane:
                 drain_timeout=options.drain_timeout,
                 reuse_port=self.channel is not None,
                 port_guard=self.channel,
+                stream=options.stream,
             ),
             plugin_manager=self._pm,
         )
@@ -299,6 +304,7 @@ def worker_arguments(options: ProxyOptions, index: int, channel: str) -> list[st
         "--drain-timeout", str(options.drain_timeout),
         "--transport", options.transport,
         "--worker-channel", channel,
+        *stream_arguments(options.stream),
     ]  # fmt: skip
     for gateway in options.gateways:
         args += ["--gateway", gateway]
@@ -408,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="data-plane processes sharing the listener ports (SO_REUSEPORT)"
     )
     p.add_argument("--worker-channel", help=argparse.SUPPRESS)  # set by a --workers parent for its workers
+    add_stream_arguments(p)
     return p
 
 
@@ -427,6 +434,7 @@ def options_from(args: argparse.Namespace) -> ProxyOptions:
         drain_timeout=args.drain_timeout,
         transport=args.transport,
         workers=args.workers,
+        stream=stream_options_from(args),
         worker_channel=args.worker_channel,
     )
 
