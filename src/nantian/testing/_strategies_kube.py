@@ -304,6 +304,30 @@ def _cel_valid_parent_refs(refs: list[Doc]) -> list[Doc]:
 
 
 @st.composite
+def _overlapping_parent_ref(draw: st.DrawFn, refs: list[Doc], namespace: str) -> list[Doc]:
+    """``refs`` with one of them named again in a way the CRD's CEL rules refuse and a file source accepts:
+    the whole Gateway next to one of its sections, with and without a port, the route's own namespace spelled
+    out, or the very same ref twice."""
+    base = draw(st.sampled_from(refs))
+    shape = draw(st.sampled_from(["whole", "section", "port", "namespace", "same"]))
+    twin = dict(base)
+    if shape == "whole":
+        twin = {k: v for k, v in base.items() if k not in ("sectionName", "port")}
+    elif shape == "section":
+        twin["sectionName"] = draw(st.sampled_from(["l0", "l1"]))
+    elif shape == "port":
+        if "port" in twin:
+            del twin["port"]
+        else:
+            twin["port"] = draw(st.sampled_from(_LISTENER_PORTS))
+    elif shape == "namespace":
+        twin.setdefault("namespace", namespace)
+    out = list(refs)
+    out.insert(draw(st.integers(min_value=0, max_value=len(out))), twin)
+    return out
+
+
+@st.composite
 def _backend_ref(draw: st.DrawFn, namespace: str, existing: ExistingObjects, *, weighted: bool = True) -> Doc:
     local = tuple(key for key in existing.services if key[0] == namespace)
     svc_namespace: str | None
@@ -566,17 +590,17 @@ def _key(doc: Mapping[str, Any]) -> tuple[str, str, str]:
     return repr(doc.get("kind")), repr(meta.get("namespace", "")), repr(meta.get("name"))
 
 
+def _json_containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # A named function, not a lambda: Hypothesis checks that ``extend`` uses its argument by parsing its source,
+    # and with the lambda that check once failed (a flaky "doesn't use it's argument" deprecation, an error here).
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+
+
 @st.composite
 def json_values(draw: st.DrawFn, max_leaves: int = 10) -> Any:
     """Arbitrary JSON-ish values: None, bools, ints, floats (non-finite too), strings, lists, dicts."""
     leaves = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
-    return draw(
-        st.recursive(
-            leaves,
-            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-            max_leaves=max_leaves,
-        )
-    )
+    return draw(st.recursive(leaves, _json_containers, max_leaves=max_leaves))
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -690,6 +714,7 @@ def documents(
     controller_name: str = OUR_CONTROLLER,
     max_gateways: int = 3,
     max_routes: int = 6,
+    cel_rules: bool = True,
 ) -> list[Doc]:
     """A whole resource set as Kubernetes-shaped documents (each object at most once, in a stable order).
 
@@ -701,6 +726,9 @@ def documents(
         documents have one thing broken (bad port, unknown kind, a field removed or replaced by arbitrary
         JSON), which usually, not always, makes them fail to parse. ``None``: either.
     :param controller_name: the controller of the ``nantian`` GatewayClass.
+    :param cel_rules: ``True``: parentRefs obey the CRD's CEL rules (what an API server admits). ``False``:
+        some routes also name one of their parents again in a way those rules refuse but a file source reads
+        (``{gw}`` next to ``{gw, sectionName: l0}``, with and without a port, the very same ref twice).
     """
     docs: list[Doc] = [draw(namespace_documents(ns)) for ns in NAMESPACES]
     docs += gateway_class_documents(controller_name)
@@ -745,7 +773,13 @@ def documents(
         "UDPRoute": udp_route_documents,
     }
     existing = ExistingObjects(tuple(gateway_keys), tuple(service_keys))
-    docs += [draw(makers[kind](name, ns, existing)) for kind, ns, name in route_keys]
+    routes = [draw(makers[kind](name, ns, existing)) for kind, ns, name in route_keys]
+    if not cel_rules:
+        for route in routes:
+            if draw(st.integers(min_value=0, max_value=2)) == 0:
+                spec = route["spec"]
+                spec["parentRefs"] = draw(_overlapping_parent_ref(spec["parentRefs"], route["metadata"]["namespace"]))
+    docs += routes
     grant_keys = draw(
         st.lists(
             st.tuples(st.sampled_from(NAMESPACES), st.sampled_from(["grant-1", "grant-2"])), max_size=3, unique=True

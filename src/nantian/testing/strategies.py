@@ -180,9 +180,16 @@ def resource_sets(
     controller_name: str = OUR_CONTROLLER,
     max_gateways: int = 3,
     max_routes: int = 6,
+    cel_rules: bool = True,
 ) -> st.SearchStrategy[ResourceSet]:
     """:func:`documents` parsed into a :class:`~nantian.resources.ResourceSet` by :func:`build_resource_set`."""
-    docs = documents(valid=valid, controller_name=controller_name, max_gateways=max_gateways, max_routes=max_routes)
+    docs = documents(
+        valid=valid,
+        controller_name=controller_name,
+        max_gateways=max_gateways,
+        max_routes=max_routes,
+        cel_rules=cel_rules,
+    )
     return docs.map(build_resource_set)
 
 

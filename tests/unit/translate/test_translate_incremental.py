@@ -96,7 +96,7 @@ def _assert_same(incremental: Translation, scratch: Translation) -> None:
 @st.composite
 def _steps(draw: st.DrawFn) -> tuple[Sequence[Sequence[Doc]], list[tuple[str, int]]]:
     worlds: list[list[dict[str, Any]]] = draw(
-        st.lists(nst.documents(valid=None, max_gateways=3, max_routes=6), min_size=2, max_size=3)
+        st.lists(nst.documents(valid=None, max_gateways=3, max_routes=6, cel_rules=False), min_size=2, max_size=3)
     )
     ops = st.tuples(
         st.sampled_from(["put", "put", "put", "put", "drop", "drop", "world", "reparse", "same"]),
