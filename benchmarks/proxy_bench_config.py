@@ -8,7 +8,8 @@ routes, in Gateway API precedence order. The measured route (``/``, what wrk req
 after routes with header matches the request does not satisfy, and has a header match itself (``host`` regex).
 ``--variant full`` gives it request and response header modifiers and request/backend timeouts;
 ``--variant passthrough`` keeps the timeouts but changes no header, so the proxy's fast path forwards the
-received header bytes unchanged.
+received header bytes unchanged. Both variants keep the metrics; ``full`` also writes the access log (one line per
+request, batched, to a temporary file removed at exit; ``--access-log PATH`` keeps it), ``passthrough`` does not.
 
 ``--workers N`` (N > 1) serves the same snapshot from N worker processes sharing the port with ``SO_REUSEPORT``,
 supervised by this process as ``nantian standalone/proxy --workers`` do (:mod:`nantian.proxy.workers`); run the
@@ -23,6 +24,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 
 from nantian import ir
 from nantian.proxy import ProxyRuntime, RuntimeOptions
@@ -127,7 +129,7 @@ def build_snapshot(backend_host: str, backend_port: int, proxy_port: int, varian
     return ir.Snapshot.build([listener], [cluster])
 
 
-async def serve(snapshot: ir.Snapshot, channel_path: str | None = None) -> None:
+async def serve(snapshot: ir.Snapshot, channel_path: str | None = None, access_log: str | None = None) -> None:
     """Serve ``snapshot`` until killed (a worker: until its supervisor goes away)."""
     channel = WorkerChannel(channel_path) if channel_path else None
     if channel is not None:
@@ -135,7 +137,8 @@ async def serve(snapshot: ir.Snapshot, channel_path: str | None = None) -> None:
     # HTTP/1.1 only, like the kit's Envoy bootstrap (codec_type: HTTP1)
     rt = ProxyRuntime(
         RuntimeOptions(
-            access_log=False,
+            access_log=access_log is not None,
+            access_log_path=access_log,
             bind_failure="reject",
             http2_cleartext=False,
             reuse_port=channel is not None,
@@ -144,7 +147,13 @@ async def serve(snapshot: ir.Snapshot, channel_path: str | None = None) -> None:
     )
     await rt.apply(snapshot)
     try:
-        await (channel.closed.wait() if channel is not None else asyncio.Event().wait())
+        if channel is not None:
+            await channel.closed.wait()
+        else:
+            stop = asyncio.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):  # exit cleanly: the temporary access log is removed
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            await stop.wait()
     finally:
         await rt.close()
         if channel is not None:
@@ -175,6 +184,7 @@ def main() -> None:
     parser.add_argument("--variant", choices=("full", "passthrough"), default="full")
     parser.add_argument("--routes", type=int, default=300)
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    parser.add_argument("--access-log", help="full variant: write the access log here (default: a temporary file)")
     parser.add_argument("--worker-channel", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -191,11 +201,22 @@ def main() -> None:
         runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
     except ImportError:
         runner = asyncio.Runner()
-    with runner:
-        if args.workers > 1 and not args.worker_channel:
-            runner.run(supervise(args.workers, ["--variant", args.variant, "--routes", str(args.routes)]))
-        else:
-            runner.run(serve(snap, args.worker_channel))
+    access_log: str | None = args.access_log
+    temporary: str | None = None
+    if args.variant == "full" and access_log is None:
+        fd, temporary = tempfile.mkstemp(prefix="nantian-bench-access-", suffix=".log")
+        os.close(fd)
+        access_log = temporary
+    try:
+        with runner:
+            if args.workers > 1 and not args.worker_channel:
+                argv = ["--variant", args.variant, "--routes", str(args.routes)]
+                runner.run(supervise(args.workers, [*argv, "--access-log", access_log] if access_log else argv))
+            else:
+                runner.run(serve(snap, args.worker_channel, access_log))
+    finally:
+        if temporary is not None:
+            os.unlink(temporary)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -82,12 +84,16 @@ class _Transport:
         pass
 
 
-async def _measure(variant: str, n: int, profile: bool) -> float:
+async def _measure(variant: str, n: int, profile: bool, access_log: str) -> float:
     with socket.socket() as probe:  # the runtime binds the listener for real: a free loopback port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     snapshot = build_snapshot("127.0.0.1", 9, port, variant, 300)
-    rt = ProxyRuntime(RuntimeOptions(access_log=False, http2_cleartext=False))
+    # as benchmarks/proxy.sh: the full variant writes the access log (batched, to a file), passthrough does not
+    full = variant == "full"
+    rt = ProxyRuntime(
+        RuntimeOptions(access_log=full, access_log_path=access_log if full else None, http2_cleartext=False)
+    )
     await rt.apply(snapshot)
     try:
         bound = next(iter(rt._bound.values()))
@@ -163,9 +169,10 @@ def main() -> None:
     previous: dict[str, float] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     figures: dict[str, float] = {}
     variants = ("passthrough", "full") if args.variant == "both" else (args.variant,)
-    with runner:
+    with runner, tempfile.TemporaryDirectory() as tmp:
         for variant in variants:
-            best = min(runner.run(_measure(variant, args.n, args.profile)) for _ in range(args.repeat))
+            access_log = os.path.join(tmp, "access.log")
+            best = min(runner.run(_measure(variant, args.n, args.profile, access_log)) for _ in range(args.repeat))
             figures[variant] = round(best, 2)
             line = f"{variant:12} {best:7.2f} us/request  {1e6 / best:9.0f} requests per CPU second"
             if variant in previous:

@@ -14,6 +14,7 @@ import pluggy
 
 from nantian.errors import ConfigRejected
 from nantian.ir import Cluster, HttpRoute, Listener, Protocol, Snapshot, TlsMode
+from nantian.proxy.access_log import AccessLogFile
 from nantian.proxy.clusters import ClusterPlan, PoolRegistry
 from nantian.proxy.filters import HttpFilter
 from nantian.proxy.handler import CompiledListener, Section
@@ -106,6 +107,7 @@ def _compile_listener(
     metrics: ProxyMetrics,
     pm: PluginManagerSource,
     access_log: bool,
+    access_log_file: AccessLogFile | None = None,
 ) -> CompiledListener:
     by_section: dict[str, tuple[str | None, list[tuple[str, RouteTable[RoutePlan]]]]] = {}
     for vh in lst.virtual_hosts:
@@ -128,6 +130,7 @@ def _compile_listener(
         metrics=metrics,
         detect_misdirected=lst.detect_misdirected,
         access_log_enabled=access_log,
+        access_log_file=access_log_file,
     )
 
 
@@ -145,6 +148,7 @@ def compile_snapshot(
     metrics: ProxyMetrics,
     plugin_manager: PluginManagerSource,
     access_log: bool = True,
+    access_log_file: AccessLogFile | None = None,
 ) -> CompiledConfig:
     """Compile ``snapshot``. Pools are taken from (or added to) ``pools``; nothing is closed here.
 
@@ -168,7 +172,12 @@ def compile_snapshot(
             if lst.protocol not in HTTP_PROTOCOLS:
                 continue
             listeners[lst.name] = _compile_listener(
-                lst, clusters, metrics=metrics, pm=plugin_manager, access_log=access_log
+                lst,
+                clusters,
+                metrics=metrics,
+                pm=plugin_manager,
+                access_log=access_log,
+                access_log_file=access_log_file,
             )
             if lst.protocol is Protocol.HTTPS or lst.tls_mode is TlsMode.TERMINATE:
                 server_tls[lst.name] = build_server_tls(lst, secrets)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from nantian.proxy.access_log import AccessLogFile
 from nantian.proxy.exchange import Exchange
 from nantian.proxy.metrics import ProxyMetrics
 from nantian.proxy.route_plan import Outcome, RoutePlan, answer
@@ -44,12 +45,15 @@ class CompiledListener:
         metrics: ProxyMetrics,
         detect_misdirected: bool = True,
         access_log_enabled: bool = True,
+        access_log_file: AccessLogFile | None = None,
     ) -> None:
         self.name = name
         self.sections = sections
         self.metrics = metrics
         self.detect_misdirected = detect_misdirected
         self.access_log = access_log_enabled
+        self.access_log_file = access_log_file
+        """Where access log lines go when set (batched writes); else the ``nantian.access`` logger."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hosts: dict[str, tuple[str, Section | None, RouteTable[RoutePlan] | None]] = {}
         """Authority (``Host``) -> (host, section, virtual host): the host lookups of recent authorities."""
@@ -98,24 +102,23 @@ class CompiledListener:
             loop = self._loop = asyncio.get_running_loop()  # cached: each call costs a getpid() system call
         elapsed = loop.time() - exchange.received_at
         self.metrics.observe_request(self.name, route, outcome.backend, outcome.status, elapsed)
-        if self.access_log and access_log.isEnabledFor(logging.INFO):
-            head = exchange.head
-            received = getattr(exchange.body, "received", None)
-            upstream = outcome.upstream_seconds
-            access_log.info(
-                "access listener=%s route=%s backend=%s method=%s authority=%s path=%s status=%d "
-                "duration_ms=%.3f upstream_ms=%s bytes_in=%s bytes_out=%d client=%s protocol=HTTP/%s",
-                self.name,
-                route,
-                outcome.backend,
-                head.method,
-                head.authority,
-                head.target,
-                outcome.status,
-                elapsed * 1000.0,
-                f"{upstream * 1000.0:.3f}" if upstream is not None else "-",
-                received if received is not None else (exchange.body.content_length or 0),
-                outcome.bytes_out,
-                head.client[0] if head.client is not None else "-",
-                head.http_version,
-            )
+        if not self.access_log:
+            return
+        out = self.access_log_file
+        if out is None and not access_log.isEnabledFor(logging.INFO):
+            return
+        head = exchange.head
+        received = getattr(exchange.body, "received", None)
+        upstream = outcome.upstream_seconds
+        line = (
+            f"access listener={self.name} route={route} backend={outcome.backend} method={head.method} "
+            f"authority={head.authority} path={head.target} status={outcome.status} "
+            f"duration_ms={elapsed * 1000.0:.3f} upstream_ms={'-' if upstream is None else f'{upstream * 1000.0:.3f}'} "
+            f"bytes_in={received if received is not None else (exchange.body.content_length or 0)} "
+            f"bytes_out={outcome.bytes_out} client={head.client[0] if head.client is not None else '-'} "
+            f"protocol=HTTP/{head.http_version}"
+        )
+        if out is not None:
+            out.write(line)
+        else:
+            access_log.info("%s", line)

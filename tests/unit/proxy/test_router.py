@@ -174,3 +174,47 @@ def test_indexed_table_agrees_with_a_linear_scan(
 ) -> None:
     entries = [(m, i) for i, m in enumerate(ms)]
     assert RouteTable(entries).match(method, path, "", headers) == _naive(entries, method, path, headers)
+
+
+@given(
+    st.lists(matches(), max_size=12),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["GET", "POST"]),
+            paths,
+            st.lists(
+                st.tuples(st.sampled_from(["x-a", "x-b", "user-agent"]), st.sampled_from(["1", "2"])),
+                max_size=3,
+                unique_by=lambda h: h[0],
+            ),
+        ),
+        max_size=20,
+    ),
+)
+def test_one_table_answering_many_requests_agrees_with_a_linear_scan(
+    ms: list[ir.HttpMatch], requests: list[tuple[str, str, list[tuple[str, str]]]]
+) -> None:
+    """The decision cache (requests repeat, differ only in headers no route matches on, or in matched values)."""
+    entries = [(m, i) for i, m in enumerate(ms)]
+    table = RouteTable(entries)
+    for method, path, headers in [*requests, *requests]:
+        assert table.match(method, path, "", headers) == _naive(entries, method, path, headers)
+
+
+def test_decision_cache_is_keyed_by_matched_headers_only_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nantian.proxy import router
+
+    t = RouteTable([(_m("/", headers=(ir.HeaderMatch(name="x-a", value="1"),)), "a"), (_m("/"), "any")])
+    for agent in ("curl", "wrk", "httpx"):
+        assert t.match("GET", "/p", "", [("user-agent", agent), ("x-a", "1")]) == "a"
+    assert t.match("GET", "/p", "", [("user-agent", "curl")]) == "any"
+    assert t.match("GET", "/p", "", [("x-a", "1"), ("x-a", "2")]) == "any"  # joined: "1,2"
+    assert len(t._cache) == 3  # user-agent is not part of the key
+    monkeypatch.setattr(router, "MATCH_CACHE_SIZE", 8)
+    for i in range(50):
+        assert t.match("GET", f"/p{i}", "", [("x-a", "1")]) == "a"
+        assert len(t._cache) <= 8
+    t._cache.clear()
+    assert t.match("GET", "/" + "x" * 600, "", [("x-a", "1")]) == "a"
+    assert t.match("GET", "/", "", [("x-a", "1" * 600)]) == "any"
+    assert len(t._cache) == 0  # long paths and header values are matched without the cache
