@@ -63,7 +63,14 @@ _RESULTS: tuple[tuple[str, str], ...] = (
 
 
 def connection_result(reason: str | None) -> str:
-    """The one-word ``result`` of a TCP/TLS connection closed for ``reason`` (``error`` when not known)."""
+    """The one-word ``result`` of a TCP/TLS connection closed for ``reason`` (``error`` when not known).
+
+    ``closed`` (both sides ended), ``idle_timeout``, ``shutdown`` (drain or a removed listener), ``aborted`` (the
+    runtime closed), ``client_reset``, ``upstream_reset``; never reached an upstream: ``no_route``, ``no_backend``,
+    ``invalid_backend``, ``no_endpoints``, ``upstream_refused``, ``upstream_timeout``, ``hello_timeout``,
+    ``bad_client_hello``, ``tls_error``, ``client_closed_early``, ``internal_error``. The router sets
+    ``client_cert_refused`` itself.
+    """
     if reason is None:
         return "closed"
     for prefix, result in _RESULTS:
