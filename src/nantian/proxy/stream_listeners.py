@@ -25,6 +25,7 @@ import socket
 from nantian.errors import ConfigRejected, RemoteProtocolError
 from nantian.ir import Listener, Protocol, Snapshot
 from nantian.proxy._relay import Side
+from nantian.proxy.access_log import AccessLogFile
 from nantian.proxy.asyncio_relay import RelayConnection
 from nantian.proxy.clienthello import peek_client_hello
 from nantian.proxy.stream_config import (
@@ -34,7 +35,7 @@ from nantian.proxy.stream_config import (
     StreamTarget,
     compile_stream_listener,
 )
-from nantian.proxy.stream_metrics import StreamMetrics, access_log, connection_result, log_connection
+from nantian.proxy.stream_metrics import StreamAccessLog, StreamMetrics, connection_result
 from nantian.proxy.stream_options import StreamOptions
 from nantian.proxy.udp_proxy import UdpProxy
 
@@ -147,11 +148,20 @@ class StreamFrontEnd:
     """Serves TCP, UDP and TLS IR listeners (see the module docstring).
 
     :param metrics: Where to count connections, bytes and datagrams (a runtime registers it in its registry).
+    :param access_file: Write access lines (when ``options.access_log``) to this file instead of the
+        ``nantian.access`` logger.
     """
 
-    def __init__(self, options: StreamOptions | None = None, metrics: StreamMetrics | None = None) -> None:
+    def __init__(
+        self,
+        options: StreamOptions | None = None,
+        metrics: StreamMetrics | None = None,
+        *,
+        access_file: AccessLogFile | None = None,
+    ) -> None:
         self.options = options or StreamOptions()
         self.metrics = metrics if metrics is not None else StreamMetrics()
+        self.access = StreamAccessLog(self.options.access_log, access_file)
         self._open: set[RelayConnection] = set()
 
     def connection_count(self) -> int:
@@ -190,9 +200,7 @@ class StreamFrontEnd:
                 listener.address, port, socket.SOCK_DGRAM, self.options.backlog, reuse_port=reuse_port
             )
             bound_port = int(sock.getsockname()[1])
-            proxy = UdpProxy(
-                ref, metrics=self.metrics, options=self.options.udp, access_log_enabled=self.options.access_log
-            )
+            proxy = UdpProxy(ref, metrics=self.metrics, options=self.options.udp, access=self.access)
             try:
                 await loop.create_datagram_endpoint(lambda: proxy, sock=sock)
             except OSError:
@@ -236,8 +244,8 @@ class StreamFrontEnd:
         self.metrics.connection(
             config.name, route, backend, served=relay.connected, bytes_in=bytes_in, bytes_out=bytes_out
         )
-        if self.options.access_log and access_log.isEnabledFor(logging.INFO):
-            log_connection(
+        if self.access.active:
+            self.access.connection(
                 listener=config.name,
                 route=route,
                 backend=backend,

@@ -13,7 +13,9 @@ HTTP lines' ``key=value`` form::
 ``result`` is one word: for TCP/TLS see :func:`connection_result`; a UDP session ends with ``idle_timeout``,
 ``listener_closed`` or ``upstream_error`` (its upstream socket could not open). UDP lines add ``datagrams_in`` and
 ``datagrams_out``. Connections refused over the connection limit and datagrams dropped without a session get no
-line: they are counted (``stream_connections_refused``, ``udp_dropped``).
+line: they are counted (``stream_connections_refused``, ``udp_dropped``). With
+:attr:`RuntimeOptions.access_log_path <nantian.proxy.RuntimeOptions.access_log_path>` the lines go to that file with
+the HTTP ones (:class:`StreamAccessLog`).
 """
 
 from __future__ import annotations
@@ -21,17 +23,20 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+if TYPE_CHECKING:
+    from nantian.proxy.access_log import AccessLogFile
+
 __all__ = [
+    "StreamAccessLog",
     "StreamMetrics",
     "access_log",
     "connection_result",
-    "log_connection",
-    "log_udp_session",
 ]
 
 access_log = logging.getLogger("nantian.access")
@@ -200,65 +205,93 @@ class StreamMetrics(Collector):
         self.counts["udp_dropped"] += 1
 
 
-def log_connection(
-    *,
-    listener: str,
-    route: str,
-    backend: str,
-    protocol: str,
-    client: str,
-    duration: float,
-    bytes_in: int,
-    bytes_out: int,
-    result: str,
-    upstream: str,
-    sni: str,
-) -> None:
-    """Write the access line of one finished TCP/TLS connection (``duration`` in seconds)."""
-    access_log.info(
-        "access listener=%s route=%s backend=%s protocol=%s client=%s duration_ms=%.3f bytes_in=%d bytes_out=%d "
-        "result=%s upstream=%s sni=%s",
-        listener,
-        route,
-        backend,
-        protocol,
-        client,
-        duration * 1000.0,
-        bytes_in,
-        bytes_out,
-        result,
-        upstream,
-        sni,
-    )
+class StreamAccessLog:
+    """Where the stream proxy's access lines go: the ``nantian.access`` logger, or ``file`` (the runtime's
+    :class:`~nantian.proxy.access_log.AccessLogFile` when :attr:`RuntimeOptions.access_log_path
+    <nantian.proxy.RuntimeOptions.access_log_path>` is set), like the HTTP lines.
 
+    :param enabled: ``False``: write nothing.
+    """
 
-def log_udp_session(
-    *,
-    listener: str,
-    route: str,
-    backend: str,
-    client: str,
-    duration: float,
-    bytes_in: int,
-    bytes_out: int,
-    result: str,
-    upstream: str,
-    datagrams_in: int,
-    datagrams_out: int,
-) -> None:
-    """Write the access line of one ended UDP session (``duration`` in seconds)."""
-    access_log.info(
-        "access listener=%s route=%s backend=%s protocol=UDP client=%s duration_ms=%.3f bytes_in=%d bytes_out=%d "
-        "result=%s upstream=%s datagrams_in=%d datagrams_out=%d",
-        listener,
-        route,
-        backend,
-        client,
-        duration * 1000.0,
-        bytes_in,
-        bytes_out,
-        result,
-        upstream,
-        datagrams_in,
-        datagrams_out,
-    )
+    def __init__(self, enabled: bool = True, file: AccessLogFile | None = None) -> None:
+        self.enabled = enabled
+        self.file = file
+
+    @property
+    def active(self) -> bool:
+        """Whether a line would be written now (checked before building one)."""
+        if not self.enabled:
+            return False
+        if self.file is not None:
+            return not self.file.closed
+        return access_log.isEnabledFor(logging.INFO)
+
+    def _write(self, template: str, *args: object) -> None:
+        if self.file is not None:
+            self.file.write(template % args)
+        else:
+            access_log.info(template, *args)
+
+    def connection(
+        self,
+        *,
+        listener: str,
+        route: str,
+        backend: str,
+        protocol: str,
+        client: str,
+        duration: float,
+        bytes_in: int,
+        bytes_out: int,
+        result: str,
+        upstream: str,
+        sni: str,
+    ) -> None:
+        """The line of one finished TCP/TLS connection (``duration`` in seconds)."""
+        self._write(
+            "access listener=%s route=%s backend=%s protocol=%s client=%s duration_ms=%.3f bytes_in=%d bytes_out=%d "
+            "result=%s upstream=%s sni=%s",
+            listener,
+            route,
+            backend,
+            protocol,
+            client,
+            duration * 1000.0,
+            bytes_in,
+            bytes_out,
+            result,
+            upstream,
+            sni,
+        )
+
+    def udp_session(
+        self,
+        *,
+        listener: str,
+        route: str,
+        backend: str,
+        client: str,
+        duration: float,
+        bytes_in: int,
+        bytes_out: int,
+        result: str,
+        upstream: str,
+        datagrams_in: int,
+        datagrams_out: int,
+    ) -> None:
+        """The line of one ended UDP session (``duration`` in seconds)."""
+        self._write(
+            "access listener=%s route=%s backend=%s protocol=UDP client=%s duration_ms=%.3f bytes_in=%d bytes_out=%d "
+            "result=%s upstream=%s datagrams_in=%d datagrams_out=%d",
+            listener,
+            route,
+            backend,
+            client,
+            duration * 1000.0,
+            bytes_in,
+            bytes_out,
+            result,
+            upstream,
+            datagrams_in,
+            datagrams_out,
+        )

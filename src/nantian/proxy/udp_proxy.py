@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from nantian.proxy.stream_config import StreamListenerRef, StreamTarget
-from nantian.proxy.stream_metrics import StreamMetrics, access_log, log_udp_session
+from nantian.proxy.stream_metrics import StreamAccessLog, StreamMetrics
 from nantian.proxy.udp_sessions import UdpSessionTable
 
 __all__ = ["UdpOptions", "UdpProxy"]
@@ -117,6 +117,7 @@ class UdpProxy(asyncio.DatagramProtocol):
     """The datagram protocol of one UDP listener. Use with ``loop.create_datagram_endpoint(sock=...)``.
 
     :param ref: The listener's current compiled config (read once per new session).
+    :param access: Where the access line of each ended session goes (default: the ``nantian.access`` logger).
     """
 
     def __init__(
@@ -125,12 +126,12 @@ class UdpProxy(asyncio.DatagramProtocol):
         *,
         metrics: StreamMetrics,
         options: UdpOptions | None = None,
-        access_log_enabled: bool = True,
+        access: StreamAccessLog | None = None,
     ) -> None:
         self.ref = ref
         self.options = options or UdpOptions()
         self._metrics = metrics
-        self._access_log = access_log_enabled
+        self._access = access if access is not None else StreamAccessLog()
         self.sessions: UdpSessionTable[Address, _Session] = UdpSessionTable(
             max_sessions=self.options.max_sessions, idle_timeout=self.options.session_timeout
         )
@@ -210,9 +211,9 @@ class UdpProxy(asyncio.DatagramProtocol):
             datagrams_out=session.datagrams_out,
             failed=result == "upstream_error",
         )
-        if self._access_log and access_log.isEnabledFor(logging.INFO):
+        if self._access.active:
             ended = self._loop.time() if self._loop is not None else session.started
-            log_udp_session(
+            self._access.udp_session(
                 listener=self.ref.name,
                 route=session.route,
                 backend=session.target.cluster,

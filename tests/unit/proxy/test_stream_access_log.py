@@ -11,6 +11,7 @@ import ssl
 import struct
 import typing
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -413,3 +414,33 @@ async def test_udp_sessions_are_logged_when_they_end_and_counted(caplog: pytest.
     assert closed["result"] == "listener_closed"
     assert (counters["udp_sessions"], counters["udp_dropped"], counters["udp_errors"]) == (2, 2, 0)
     assert counters["stream_connections"] == 0
+
+
+async def test_with_an_access_log_file_stream_lines_go_there(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="nantian.access")
+    path = tmp_path / "access.log"
+    loop = asyncio.get_running_loop()
+    echo, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=("127.0.0.1", 0))
+    try:
+        async with tcp_server() as backend:
+            tcp_port, udp_port = free_port(), free_port()
+            snap = ir.Snapshot.build(
+                [
+                    listener(tcp_port, ir.Protocol.TCP, route("TCPRoute", "t")),
+                    listener(udp_port, ir.Protocol.UDP, route("UDPRoute", "u")),
+                ],
+                [
+                    cluster("t", backend),
+                    cluster("u", int(echo.get_extra_info("sockname")[1]), protocol=ir.AppProtocol.UDP),
+                ],
+            )
+            async with running(snap, access_log=True, access_log_path=str(path)) as rt:
+                assert await exchange(tcp_port) == b"ping"
+                assert await udp_ask(udp_port, b"hi") == b"echo:hi"
+                await eventually(lambda: rt.counters()["stream_connections"] == 1)
+            # closing the runtime ended the UDP session and flushed the file
+    finally:
+        echo.close()
+    assert access_lines(caplog) == []
+    lines = [fields(line.split(" ", 1)[1]) for line in path.read_text().splitlines()]
+    assert sorted((f["protocol"], f["result"]) for f in lines) == [("TCP", "closed"), ("UDP", "listener_closed")]
