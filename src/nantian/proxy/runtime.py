@@ -94,7 +94,7 @@ class RuntimeOptions:
     access_log_path: str | None = None
     """HTTP access lines go to this file (``-``: standard output), written in batches (:mod:`nantian.proxy.access_log`)
     instead of through the ``nantian.access`` logger: a request then costs about half the CPU. Lines may wait up to a
-    second in memory."""
+    second in memory. Stream listeners' lines (TCP/TLS connections, UDP sessions) go there too."""
     drain_timeout: float = 10.0
     max_connections: int = 10000
     http1: Http1Options = attrs.field(factory=Http1Options)
@@ -251,15 +251,18 @@ class ProxyRuntime:
         self.options = options or RuntimeOptions()
         self._pm = plugin_manager
         self.metrics = ProxyMetrics()
-        stream = self.options.stream
-        self._streams = StreamFrontEnd(attrs.evolve(stream, access_log=stream.access_log and self.options.access_log))
-        self.metrics.registry.register(self._streams.metrics)
         self._pools = PoolRegistry(self.metrics)
         self._access_file = (
             AccessLogFile(self.options.access_log_path)
             if self.options.access_log and self.options.access_log_path is not None
             else None
         )
+        stream = self.options.stream
+        self._streams = StreamFrontEnd(
+            attrs.evolve(stream, access_log=stream.access_log and self.options.access_log),
+            access_file=self._access_file,
+        )
+        self.metrics.registry.register(self._streams.metrics)
         self._bound: dict[str, _Bound] = {}
         self._states: dict[str, ListenerState] = {}
         self._config: CompiledConfig | None = None
