@@ -38,6 +38,10 @@ def test_proxy_flags_reach_proxy_options_and_the_runtime() -> None:
     assert options.stream == CUSTOM
     plane = app.DataPlane(attrs.evolve(options, admin_port=0))
     assert plane.runtime.options.stream == CUSTOM
+    # what the proxy's admin API shows under /api/v1/nodes: the stream counters too
+    (node,) = app._DataPlaneState(plane).nodes()
+    counters = node["lastStatus"]["counters"]
+    assert {"stream_connections", "stream_errors", "udp_sessions", "udp_sessions_active"} <= set(counters)
 
 
 def test_defaults_are_the_documented_ones() -> None:
