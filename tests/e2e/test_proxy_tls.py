@@ -1,13 +1,16 @@
 """TLS through the real proxy runtime: SNI sections and 421, frontend mTLS, TLS to backends (HTTP/1.1 and h2).
 
-Certificates come from trustme; backends are nantian's echo server (one identity per backend).
+Certificates come from trustme; backends are nantian's echo server (one identity per backend). Each test leaves
+no socket open: clients, proxy and echo close everything they opened before the test's event loop ends.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -37,6 +40,31 @@ def _pem_secret(name: str, cert: trustme.LeafCert) -> ir.Secret:
         certificate_chain="".join(b.bytes().decode() for b in cert.cert_chain_pems),
         private_key=cert.private_key_pem.bytes().decode(),
     )
+
+
+def _open_sockets() -> set[str]:
+    """The process's open sockets, as their ``socket:[inode]`` links under /proc/self/fd."""
+    out: set[str] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the directory's own fd is gone by the time it is read
+            link = os.readlink(f"/proc/self/fd/{fd}")
+            if link.startswith("socket:"):
+                out.add(link)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_socket_left_open() -> Iterator[None]:
+    """Every socket the test opened is closed once its event loop has ended.
+
+    An unclosed socket is otherwise only reported (as a ResourceWarning) whenever the garbage collector finds it,
+    often during a later test: this names the test that leaked it. Sockets other tests leaked are open before
+    and may be collected during the test; they do not count.
+    """
+    before = _open_sockets()
+    yield
+    left = _open_sockets() - before
+    assert not left, f"sockets left open: {sorted(left)}"
 
 
 @pytest.fixture(scope="module")
