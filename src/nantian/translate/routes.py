@@ -201,8 +201,9 @@ def translate_route(
     reads_namespace = False
     entries: list[dict[str, Any]] = []
     # (Gateway, section, hostname or None for a stream route) placed so far: parentRefs that select the same
-    # listener ({gw} and {gw, sectionName: l0}, with and without a port) serve the route there once.
-    placed: set[tuple[tuple[str, str], str, str | None]] = set()
+    # listener ({gw} and {gw, sectionName: l0}, with and without a port) serve the route there once. One parentRef
+    # selects each listener once, and serves each hostname once: then there is nothing to check.
+    placed: set[tuple[tuple[str, str], str, str | None]] | None = set() if len(parents) > 1 else None
     for p, gw, candidates in parents:
         cert = gw.client_certificate
         comp = compiled.get(cert)
@@ -247,15 +248,17 @@ def translate_route(
             if not lst.usable:
                 continue
             if isinstance(comp, CompiledHttp):
-                fresh = tuple([h for h in served if (gw.key, lst.section, h) not in placed])
-                if not fresh:
-                    continue
-                placed.update((gw.key, lst.section, h) for h in fresh)
-                placements.append(Placement(gateway=gw.key, listener=lst, hostnames=fresh, entries=comp.entries))
+                if placed is not None:
+                    served = tuple([h for h in served if (gw.key, lst.section, h) not in placed])
+                    if not served:
+                        continue
+                    placed.update((gw.key, lst.section, h) for h in served)
+                placements.append(Placement(gateway=gw.key, listener=lst, hostnames=served, entries=comp.entries))
             else:
-                if (gw.key, lst.section, None) in placed:
-                    continue
-                placed.add((gw.key, lst.section, None))
+                if placed is not None:
+                    if (gw.key, lst.section, None) in placed:
+                        continue
+                    placed.add((gw.key, lst.section, None))
                 stream = StreamRoute(
                     name=f"{kind}/{ns}/{route.metadata.name}@{lst.section}",
                     route=f"{kind}/{ns}/{route.metadata.name}",
