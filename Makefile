@@ -3,8 +3,11 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
+# the proxy's hot-path modules compiled with mypyc (src/nantian/_native.py says which and guards against stale
+# builds); a failed compile (no C compiler) leaves pure Python, which works the same, slower
+NATIVE := $(VENV)/.stamp-native
 
-.PHONY: run test lint typecheck pytest conformance-split proto clean
+.PHONY: run test lint typecheck pytest conformance-split proto native clean
 
 $(STAMP): pyproject.toml Makefile $(wildcard proto/*/*.proto proto/*/*/*/*.proto)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,10 +16,16 @@ $(STAMP): pyproject.toml Makefile $(wildcard proto/*/*.proto proto/*/*/*/*.proto
 	$(BIN)/python -m nantian._protogen
 	touch $(STAMP)
 
+$(NATIVE): $(STAMP) $(wildcard src/nantian/proxy/*.py) src/nantian/_native.py src/nantian/_nativebuild.py
+	$(BIN)/python -m nantian._nativebuild || echo "nantian: hot path not compiled: pure Python"
+	touch $(NATIVE)
+
+native: $(NATIVE)
+
 proto: $(STAMP)
 	$(BIN)/python -m nantian._protogen
 
-run: $(STAMP)
+run: $(NATIVE)
 	$(BIN)/python examples/run_quickstart.py
 
 lint: $(STAMP)
@@ -26,14 +35,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(NATIVE)
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
 
 # The live conformance cases again, with `nantian controller` + `nantian proxy` as separate processes.
-conformance-split: $(STAMP)
+conformance-split: $(NATIVE)
 	NANTIAN_CONFORMANCE_MODE=split $(BIN)/pytest -q tests/conformance
 
 clean:
+	-test -x $(BIN)/python && $(BIN)/python -m nantian._nativebuild --clean
 	rm -rf $(VENV) build dist src/*.egg-info src/nantian/_proto

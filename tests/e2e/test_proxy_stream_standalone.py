@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import ssl
@@ -173,6 +174,8 @@ async def _line_echo(port: int, tls: ssl.SSLContext | None = None, sni: str | No
                     return answer
                 finally:
                     writer.close()
+                    with contextlib.suppress(OSError, ssl.SSLError):
+                        await writer.wait_closed()  # else the TLS shutdown is cut short and the socket leaks
         except (OSError, TimeoutError, AssertionError, ValueError):
             if asyncio.get_running_loop().time() > deadline:
                 raise

@@ -4,8 +4,12 @@ Embed it with :class:`ProxyRuntime` (``await rt.apply(snapshot)``). Protocol fro
 :mod:`nantian.proxy.exchange`; plugin filters implement :class:`HttpFilter`.
 """
 
-from nantian.proxy.filters import FilterRequest, FilterResponse, HttpFilter, LocalResponse
-from nantian.proxy.runtime import ApplyResult, ListenerState, ProxyRuntime, RuntimeOptions
+from nantian import _native
+
+_native.guard()  # before the first hot-path module is imported: compiled ones only if they match their sources
+
+from nantian.proxy.filters import FilterRequest, FilterResponse, HttpFilter, LocalResponse  # noqa: E402
+from nantian.proxy.runtime import ApplyResult, ListenerState, ProxyRuntime, RuntimeOptions  # noqa: E402
 
 __all__ = [
     "ApplyResult",

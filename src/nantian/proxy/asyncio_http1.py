@@ -203,7 +203,9 @@ class Http1Server(asyncio.Protocol):
         self.keep_alive = False
         if self._active is None and not self._queue:
             self.close()
-        return True  # half-closed: finish the responses in progress, then close
+        # half-closed: finish the responses in progress, then close (TLS transports close on EOF whatever is returned,
+        # and asyncio logs a warning for every connection that returns True there)
+        return None if self.scheme == "https" else True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

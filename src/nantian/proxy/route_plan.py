@@ -348,8 +348,8 @@ class RoutePlan:
             except TimeoutError:  # this try's backend_request timeout: retried like a connection error
                 status, message = 504, "upstream request timeout"
                 retryable = retry is not None
-            except RemoteProtocolError as exc:  # the client's request body broke
-                return await answer(ex, exc.status_hint, body=b"bad request body")
+            except RemoteProtocolError as broken:  # the client's request body broke
+                return await answer(ex, broken.status_hint, body=b"bad request body")
             else:
                 if retry is not None and resp.status in retry.codes and attempt + 1 < attempts:
                     resp.abort()

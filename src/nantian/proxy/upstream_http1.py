@@ -312,8 +312,12 @@ class Http1Connection(asyncio.Protocol):
         if self.transport is not None and not self._closed:
             self.transport.resume_reading()
 
-    pause_reading = _pause_reading
-    resume_reading = _resume_reading
+    def pause_reading(self) -> None:
+        """Stop reading the response (the client is not taking it fast enough)."""
+        self._pause_reading()
+
+    def resume_reading(self) -> None:
+        self._resume_reading()
 
     async def _drained(self) -> None:
         if self._write_paused and not self._closed:

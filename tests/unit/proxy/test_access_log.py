@@ -14,10 +14,9 @@ from nantian.proxy.access_log import AccessLogFile
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (.*)$")
 
 
-def test_lines_are_kept_until_flush_then_written_with_a_utc_timestamp(tmp_path: Path) -> None:
+async def test_lines_are_kept_until_flush_then_written_with_a_utc_timestamp(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
-    out = AccessLogFile(str(path), buffer_bytes=1 << 20)
-    out._arm = lambda: None  # type: ignore[method-assign]  # no event loop here: no timer either
+    out = AccessLogFile(str(path), buffer_bytes=1 << 20, flush_interval=3600)
     out.write("access one")
     out.write("access two")
     assert path.read_text() == ""
@@ -29,11 +28,10 @@ def test_lines_are_kept_until_flush_then_written_with_a_utc_timestamp(tmp_path: 
     assert len(path.read_text().splitlines()) == 2
 
 
-def test_a_full_buffer_is_written_at_once_and_appends_to_an_existing_file(tmp_path: Path) -> None:
+async def test_a_full_buffer_is_written_at_once_and_appends_to_an_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "access.log"
     path.write_text("earlier\n")
-    out = AccessLogFile(str(path), buffer_bytes=200)
-    out._arm = lambda: None  # type: ignore[method-assign]
+    out = AccessLogFile(str(path), buffer_bytes=200, flush_interval=3600)
     for i in range(10):
         out.write(f"access line={i:02d} padding=xxxxxxxxxxxxxxxxxxxxxxxx")
     written = path.read_text().splitlines()
@@ -73,6 +71,14 @@ async def test_runtime_writes_one_line_per_request_to_the_file(tmp_path: Path) -
     for i in range(3):
         assert f"route=r backend=c method=GET authority=127.0.0.1:{port} path=/logged/{i} status=200" in lines[i]
         assert "duration_ms=" in lines[i] and "bytes_out=" in lines[i] and "client=127.0.0.1" in lines[i]
+
+
+def test_without_an_event_loop_lines_are_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    out = AccessLogFile(str(path))
+    out.write("access now")
+    assert path.read_text().endswith(" access now\n")
+    out.close()
 
 
 async def test_access_log_off_writes_nothing(tmp_path: Path) -> None:
