@@ -9,6 +9,7 @@ from nantian.proxy.exchange import Headers
 __all__ = [
     "HOP_BY_HOP",
     "LAST_CHUNK",
+    "decode_fields",
     "encode_chunk",
     "encode_request_head",
     "encode_response_head",
@@ -69,6 +70,16 @@ def end_to_end(headers: Headers) -> Headers:
         for k, v in headers
         if k not in named and (k not in HOP_BY_HOP or (k == "te" and v.strip().lower() == "trailers"))
     ]
+
+
+def decode_fields(block: bytes) -> Headers:
+    """Encoded header lines (``Name: value\r\n``...) as headers (lower-case names)."""
+    headers: Headers = []
+    for line in block.decode("latin-1").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.append((name.lower(), value.strip(" \t")))
+    return headers
 
 
 def _fields(headers: Headers) -> str:

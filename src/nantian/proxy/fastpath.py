@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from nantian.proxy._http1 import end_to_end
+from nantian.proxy._http1 import decode_fields, end_to_end
 from nantian.proxy.bodies import BytesBody
 from nantian.proxy.deadlines import Deadlines, Expirable
 from nantian.proxy.exchange import Exchange, Headers, UpstreamError, UpstreamRequest
@@ -150,8 +150,10 @@ class FastForward:
             self._timer = self._deadlines.add(deadline, self)
         self.pool._active += 1
         self.listener.metrics.counts["fast_path"] += 1
-        plan_route = plan.route
-        raw = self.backend.response_headers is None and plan_route.response_headers is None
+        # route-level response header edits that only append are done on the raw block too (on_raw_head)
+        raw = self.backend.response_headers is None and (
+            plan.route.response_headers is None or plan.response_edit is not None
+        )
         self.conn.start(req, self, body=body, raw=raw)
 
     # -- the upstream response -----------------------------------------------------------------------------------
@@ -174,8 +176,14 @@ class FastForward:
             self._crash()
 
     def on_raw_head(self, status: int, fields: bytes, content_length: int | None) -> None:
-        """The response head as encoded end-to-end lines (routes that change no response header)."""
+        """The response head as encoded end-to-end lines (routes that change no response header, or only append)."""
         try:
+            edit = self.plan.response_edit
+            if edit is not None:
+                if not edit.applies_to_block(fields):
+                    self.on_head(status, decode_fields(fields), content_length)
+                    return
+                fields += edit.lines
             self._head_arrived()
             self.status = status
             self.sink.start_raw(status, fields, content_length is not None)

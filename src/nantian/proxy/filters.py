@@ -22,9 +22,11 @@ __all__ = [
     "FilterResponse",
     "HttpFilter",
     "LocalResponse",
+    "RawHeaderEdit",
     "apply_header_modifier",
     "cors_preflight",
     "cors_response_headers",
+    "raw_header_edit",
     "redirect_location",
     "replace_path",
 ]
@@ -71,6 +73,53 @@ class HttpFilter(Protocol):
     async def on_response(self, request: FilterRequest, response: FilterResponse) -> None:
         """Inspect or change the response head before it goes downstream."""
         ...
+
+
+class RawHeaderEdit:
+    """A :class:`~nantian.ir.HeaderModifier` as lines appended to an encoded header block (``name: value\r\n``...).
+
+    Exact for the messages that have none of the names it sets or removes (``add`` always appends a line, which
+    means the same as appending to the existing value): check with :meth:`applies_to` (decoded headers) or
+    :meth:`applies_to_block` (an encoded block) first; otherwise use :func:`apply_header_modifier`. This lets the
+    proxy forward the received header bytes on routes that add headers, the common case, without decoding them.
+    """
+
+    __slots__ = ("_block_names", "lines", "names")
+
+    def __init__(self, mod: HeaderModifier) -> None:
+        touched = {h.name.lower() for h in mod.set} | {n.lower() for n in mod.remove}
+        self.names: tuple[str, ...] = tuple(sorted(touched))
+        self._block_names = tuple(b"\n" + n.encode("latin-1") + b":" for n in self.names)
+        self.lines = "".join(f"{h.name.lower()}: {h.value}\r\n" for h in (*mod.set, *mod.add)).encode("latin-1")
+        """The lines to append (set, then add, as :func:`apply_header_modifier` orders them)."""
+
+    def applies_to(self, headers: Headers) -> bool:
+        """Whether appending :attr:`lines` is exact for ``headers`` (lower-case names)."""
+        names = self.names
+        if names:
+            for k, _ in headers:
+                if k in names:
+                    return False
+        return True
+
+    def applies_to_block(self, block: bytes) -> bool:
+        """Whether appending :attr:`lines` is exact for the encoded header ``block``."""
+        if self._block_names:
+            low = b"\n" + block.lower()
+            for n in self._block_names:
+                if n in low:
+                    return False
+        return True
+
+
+def raw_header_edit(mod: HeaderModifier | None) -> RawHeaderEdit | None:
+    """``mod`` as a :class:`RawHeaderEdit`, or ``None`` (no modifier, or values that are not latin-1)."""
+    if mod is None:
+        return None
+    try:
+        return RawHeaderEdit(mod)
+    except UnicodeEncodeError:
+        return None
 
 
 def apply_header_modifier(headers: Headers, mod: HeaderModifier) -> None:

@@ -37,6 +37,7 @@ from nantian.proxy.filters import (
     apply_header_modifier,
     cors_preflight,
     cors_response_headers,
+    raw_header_edit,
     redirect_location,
     replace_path,
 )
@@ -143,6 +144,10 @@ class RoutePlan:
             and (route.rewrite is None or route.rewrite.hostname is None)
             and all(b.request_headers is None for b in backends)
         )
+        self.raw_request_ok = not self.filters and (route.rewrite is None or route.rewrite.hostname is None)
+        """The fast path may forward the received header bytes, with :attr:`request_edit`'s lines appended."""
+        self.request_edit = raw_header_edit(route.request_headers)
+        self.response_edit = raw_header_edit(route.response_headers)
 
     # -- request side ------------------------------------------------------------------------------------------
     async def serve(self, ex: Exchange, path: str, query: str, host: str) -> Outcome:
@@ -220,11 +225,11 @@ class RoutePlan:
         if backend.request_headers is not None:
             apply_header_modifier(headers, backend.request_headers)
         raw_ok = backend.cluster.protocol in _RAW_PROTOCOLS
-        req = self._upstream_request(ex, target, authority, headers, raw_ok)
+        req = self._upstream_request(ex, target, authority, headers, b"" if raw_ok and self.keeps_headers else None)
         for mirror in mirrors:
             mreq = req
             if req.raw_headers is not None and mirror.protocol not in _RAW_PROTOCOLS:
-                mreq = self._upstream_request(ex, target, authority, headers, False)
+                mreq = self._upstream_request(ex, target, authority, headers, None)
             self._mirror(mirror, mreq, recording)
         if self.request_timeout is not None:
             try:
@@ -238,9 +243,6 @@ class RoutePlan:
         """The upstream request for the fast path (only for routes with :attr:`fast`): header modifiers, rewrite."""
         route = self.route
         head = ex.head
-        headers = head.headers if self.keeps_headers else list(head.headers)
-        if route.request_headers is not None:
-            apply_header_modifier(headers, route.request_headers)
         target = head.target
         authority = head.authority
         rewrite = route.rewrite
@@ -250,19 +252,30 @@ class RoutePlan:
             if rewrite.path is not None:
                 new_path = replace_path(path, rewrite.path, self.matched_prefix)
                 target = f"{new_path}?{query}" if query else new_path
+        if self.raw_request_ok and backend.request_headers is None and head.raw_headers is not None:
+            if route.request_headers is None:
+                return self._upstream_request(ex, target, authority, head.headers, b"")
+            edit = self.request_edit
+            if edit is not None and edit.applies_to(head.headers):
+                return self._upstream_request(ex, target, authority, head.headers, edit.lines)
+        headers = head.headers if self.keeps_headers else list(head.headers)
+        if route.request_headers is not None:
+            apply_header_modifier(headers, route.request_headers)
         if backend.request_headers is not None:
             apply_header_modifier(headers, backend.request_headers)
-        return self._upstream_request(ex, target, authority, headers, True)
+        return self._upstream_request(ex, target, authority, headers, None)
 
     async def _answer_local(self, ex: Exchange, local: LocalResponse) -> Outcome:
         return await answer(ex, local.status, local.headers, local.body)
 
     def _upstream_request(
-        self, ex: Exchange, target: str, authority: str, headers: Headers, raw_ok: bool
+        self, ex: Exchange, target: str, authority: str, headers: Headers, raw_lines: bytes | None
     ) -> UpstreamRequest:
+        """``raw_lines`` not ``None``: ``headers`` are the request's own, and the received header bytes may be
+        forwarded with these lines appended (the caller checked that this is exact)."""
         head = ex.head
         client_ip = head.client[0] if head.client is not None else None
-        raw = head.raw_headers if raw_ok and self.keeps_headers and authority == head.authority and authority else None
+        raw = head.raw_headers if raw_lines is not None and authority == head.authority and authority else None
         if raw is not None:
             for k, _ in headers:
                 if k == "x-forwarded-proto":
@@ -281,7 +294,7 @@ class RoutePlan:
                 scheme=head.scheme,
                 headers=[],
                 raw_headers=raw,
-                extra_headers=extra.encode("latin-1"),
+                extra_headers=raw_lines + extra.encode("latin-1") if raw_lines else extra.encode("latin-1"),
             )
         upgrade = head.header("upgrade") if ex.upgrade is not None else None
         out: Headers = []

@@ -14,7 +14,7 @@ import httptools
 
 from nantian.errors import RemoteProtocolError
 from nantian.ir import AppProtocol, Cluster, Endpoint
-from nantian.proxy._http1 import HOP_BY_HOP, LAST_CHUNK, encode_chunk, encode_request_head
+from nantian.proxy._http1 import HOP_BY_HOP, LAST_CHUNK, decode_fields, encode_chunk, encode_request_head
 from nantian.proxy.bodies import StreamBody
 from nantian.proxy.exchange import (
     BodySource,
@@ -106,12 +106,7 @@ class _AsyncConsumer:
             self._body.finish(trailers)
 
     def on_raw_head(self, status: int, fields: bytes, content_length: int | None) -> None:
-        headers: Headers = []
-        for line in fields.decode("latin-1").split("\r\n"):
-            name, sep, value = line.partition(": ")
-            if sep:
-                headers.append((name.lower(), value))
-        self.on_head(status, headers, content_length)
+        self.on_head(status, decode_fields(fields), content_length)
 
     def on_error(self, error: UpstreamError) -> None:
         if not self.head.done():

@@ -222,3 +222,49 @@ async def test_small_bodies_are_buffered_and_take_the_fast_path() -> None:
                 assert up.seen[-1].body == body
             writer.close()
             assert rt.counters()["fast_path"] == 2  # the first request opened the upstream connection
+
+
+async def test_header_edits_on_the_fast_path_are_exact_whether_or_not_the_names_are_present() -> None:
+    """Route header modifiers that only append are applied to the received bytes; set/remove of a present name
+    falls back to decoding: either way, what the backend and the client see is what the modifier says."""
+
+    async def answer(seen: Seen) -> tuple[int, list[tuple[str, str]], bytes] | None:
+        present = [("x-resp", "upstream"), ("x-gone", "1")] if "with" in seen.target else []
+        return 200, [*present, ("x-other", "kept")], b"ok"
+
+    async with Upstream(answer) as up:
+        port = free_port()
+        r = route(
+            "r",
+            "c",
+            request_headers=ir.HeaderModifier(
+                set=(ir.Header(name="X-Gw", value="nantian"),),
+                add=(ir.Header(name="x-add", value="two"),),
+                remove=("x-drop",),
+            ),
+            response_headers=ir.HeaderModifier(
+                set=(ir.Header(name="x-resp", value="set"),),
+                add=(ir.Header(name="x-radd", value="1"),),
+                remove=("x-gone",),
+            ),
+        )
+        snap = snapshot([listener(port, [r])], [cluster("c", up.port)])
+        async with running(snap) as rt, httpx.AsyncClient() as c:
+            cases = [
+                ("/plain", {}),
+                ("/with", {"x-gw": "client", "x-add": "one", "x-drop": "d"}),
+                ("/plain", {"x-add": "one"}),
+                ("/with", {}),
+            ]
+            for path, headers in cases * 2:  # the second round is all fast path
+                resp = await c.get(f"http://127.0.0.1:{port}{path}", headers=headers)
+                assert resp.status_code == 200 and resp.content == b"ok"
+                assert resp.headers.get_list("x-resp") == ["set"] and resp.headers["x-radd"] == "1"
+                assert "x-gone" not in resp.headers and resp.headers["x-other"] == "kept"
+                sent = up.seen[-1].headers
+                assert [v for k, v in sent if k == "x-gw"] == ["nantian"]
+                assert [v for k, v in sent if k == "x-add"] == ([headers["x-add"]] if "x-add" in headers else []) + [
+                    "two"
+                ]
+                assert not [k for k, _ in sent if k == "x-drop"]
+            assert rt.counters()["fast_path"] >= len(cases)

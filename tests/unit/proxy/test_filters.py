@@ -110,3 +110,20 @@ def test_cors_wildcards_with_credentials_echo_the_request() -> None:
     assert ans is not None
     assert dict(ans.headers)["access-control-allow-methods"] == "*"
     assert dict(ans.headers)["access-control-allow-origin"] == "*"
+
+
+def test_raw_header_edit_appends_only_where_that_is_exact() -> None:
+    from nantian.proxy.filters import RawHeaderEdit, raw_header_edit
+
+    mod = ir.HeaderModifier(
+        set=(ir.Header(name="X-Set", value="s"),), add=(ir.Header(name="x-add", value="a"),), remove=("x-rm",)
+    )
+    edit = RawHeaderEdit(mod)
+    assert edit.lines == b"x-set: s\r\nx-add: a\r\n" and edit.names == ("x-rm", "x-set")
+    assert edit.applies_to([("host", "h"), ("x-add", "old")])
+    assert not edit.applies_to([("x-set", "old")]) and not edit.applies_to([("x-rm", "1")])
+    assert edit.applies_to_block(b"Host: h\r\nX-Add: old\r\nX-Setting: 1\r\n")
+    assert not edit.applies_to_block(b"Host: h\r\nX-SET: old\r\n")
+    assert not edit.applies_to_block(b"x-rm: 1\r\n")
+    assert raw_header_edit(None) is None
+    assert raw_header_edit(ir.HeaderModifier(set=(ir.Header(name="x", value="\u4e2d"),))) is None
