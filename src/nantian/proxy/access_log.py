@@ -39,6 +39,9 @@ class AccessLogFile:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._second = -1
         self._stamp = ""
+        self._ms = -1
+        self._prefix = ""
+        """The time prefix of the current millisecond (many lines share it under load)."""
         self._failed = False
         self.closed = False
 
@@ -46,12 +49,15 @@ class AccessLogFile:
         """Log ``message`` (one line, no newline) with the current time."""
         if self.closed:
             return
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        line = f"{self._stamp}.{int((now - second) * 1000):03d}Z {message}\n"
+        ms = int(time.time() * 1000)
+        if ms != self._ms:
+            self._ms = ms
+            second = ms // 1000
+            if second != self._second:
+                self._second = second
+                self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._prefix = f"{self._stamp}.{ms % 1000:03d}Z "
+        line = self._prefix + message + "\n"
         self._lines.append(line)
         self._size += len(line)
         if self._size >= self.buffer_bytes:

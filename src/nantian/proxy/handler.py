@@ -18,6 +18,12 @@ __all__ = ["CompiledListener", "Section"]
 
 access_log = logging.getLogger("nantian.access")
 
+_ACCESS_LINE = (
+    "access listener=%s route=%s backend=%s method=%s authority=%s path=%s status=%d duration_ms=%.3f upstream_ms=%s "
+    "bytes_in=%s bytes_out=%d client=%s protocol=HTTP/%s"
+)
+"""One request's access log line (``%`` formatting runs in C, faster than an f-string with format specs here)."""
+
 HOST_CACHE_SIZE = 1024
 """Authorities whose host lookup a compiled listener remembers (cleared when full)."""
 HOST_CACHE_KEY_LIMIT = 255
@@ -110,13 +116,20 @@ class CompiledListener:
         head = exchange.head
         received = getattr(exchange.body, "received", None)
         upstream = outcome.upstream_seconds
-        line = (
-            f"access listener={self.name} route={route} backend={outcome.backend} method={head.method} "
-            f"authority={head.authority} path={head.target} status={outcome.status} "
-            f"duration_ms={elapsed * 1000.0:.3f} upstream_ms={'-' if upstream is None else f'{upstream * 1000.0:.3f}'} "
-            f"bytes_in={received if received is not None else (exchange.body.content_length or 0)} "
-            f"bytes_out={outcome.bytes_out} client={head.client[0] if head.client is not None else '-'} "
-            f"protocol=HTTP/{head.http_version}"
+        line = _ACCESS_LINE % (
+            self.name,
+            route,
+            outcome.backend,
+            head.method,
+            head.authority,
+            head.target,
+            outcome.status,
+            elapsed * 1000.0,
+            "-" if upstream is None else "%.3f" % (upstream * 1000.0),
+            received if received is not None else (exchange.body.content_length or 0),
+            outcome.bytes_out,
+            head.client[0] if head.client is not None else "-",
+            head.http_version,
         )
         if out is not None:
             out.write(line)
