@@ -31,11 +31,10 @@ Nothing in here does I/O; the concrete classes live in the front ends and pools.
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from collections.abc import Callable
 from typing import Protocol
-
-import attrs
 
 from nantian.ir import AppProtocol, Cluster, Endpoint
 
@@ -62,7 +61,7 @@ Headers = list[tuple[str, str]]
 """Header fields in order: (lower-case name, value). Repeated names stay separate entries."""
 
 
-@attrs.define(slots=True)
+@dataclasses.dataclass(slots=True)
 class RequestHead:
     """The request as a front end received it, before any routing or filter.
 
@@ -198,7 +197,7 @@ class ByteStream(Protocol):
         ...
 
 
-@attrs.define(slots=True)
+@dataclasses.dataclass(slots=True)
 class Exchange:
     """One request/response between a front end and the core.
 
@@ -230,7 +229,7 @@ class ExchangeHandler(Protocol):
         ...
 
 
-@attrs.define(slots=True, eq=False)
+@dataclasses.dataclass(slots=True, eq=False)
 class ListenerRef:
     """The runtime's handle for one bound listener; front ends hold it for the listener's lifetime.
 
@@ -258,7 +257,7 @@ class UpstreamError(Exception):
         self.kind = kind
 
 
-@attrs.define(slots=True)
+@dataclasses.dataclass(slots=True)
 class UpstreamRequest:
     """The request as the core forwards it: routing and filters applied, hop-by-hop headers removed.
 

@@ -8,11 +8,10 @@ CORS response headers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Sequence
-
-import attrs
 
 from nantian.errors import RemoteProtocolError
 from nantian.ir import AppProtocol, HeaderModifier, HttpRoute, PathMatchType
@@ -60,7 +59,7 @@ _background: set[asyncio.Task[None]] = set()
 _RAW_PROTOCOLS = frozenset({AppProtocol.HTTP1, AppProtocol.WEBSOCKET})
 
 
-@attrs.define(slots=True)
+@dataclasses.dataclass(slots=True)
 class Outcome:
     """What happened to one request, for metrics and the access log."""
 
@@ -70,7 +69,7 @@ class Outcome:
     upstream_seconds: float | None = None
 
 
-@attrs.define(slots=True, frozen=True)
+@dataclasses.dataclass(slots=True, frozen=True)
 class BackendPlan:
     """One weighted backend of a route. ``cluster`` ``None``: an invalid backendRef (answers 500)."""
 
@@ -469,7 +468,7 @@ class RoutePlan:
                 pool = cluster.pick()
                 if pool is None:
                     raise UpstreamError("connect", f"mirror cluster {cluster.name} has no endpoints")
-                copy = attrs.evolve(req, upgrade=None)
+                copy = dataclasses.replace(req, upgrade=None)
                 resp = await pool.request(copy, body)
                 while await resp.body.read():
                     pass
