@@ -122,6 +122,7 @@ def _cmd_standalone(args: argparse.Namespace) -> int:
         drain_timeout=args.drain_timeout,
         workers=args.workers,
         stream=stream_options_from(args),
+        access_log=args.access_log,
     )
     return run_app(run_standalone(options))
 
@@ -154,6 +155,11 @@ def build_parser(*, stream_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--drain-timeout", type=float, default=10.0, help="seconds to finish requests on SIGTERM")
     p.add_argument(
         "--workers", type=_workers, default=1, help="proxy processes sharing the listener ports (SO_REUSEPORT)"
+    )
+    p.add_argument(
+        "--access-log",
+        metavar="PATH",
+        help="HTTP access log file, written in batches (- for stdout); default: the nantian.access logger",
     )
     if stream_flags:
         from nantian.proxy.stream_options import add_stream_arguments

@@ -45,6 +45,7 @@ class Gateway:
         self.admin_port = _free_port()
         self.offset = _free_port() - 8080  # the quickstart listener (8080) binds a free port
         self.listener_port = 8080 + self.offset
+        self.access_log = config_dir.parent / f"{config_dir.name}-access.log"
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "nantian", "--log-level", "warning", "standalone",
@@ -52,6 +53,7 @@ class Gateway:
                 "--admin-address", f"127.0.0.1:{self.admin_port}",
                 "--port-offset", str(self.offset),
                 "--drain-timeout", "5",
+                "--access-log", str(self.access_log),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -122,6 +124,14 @@ def test_admin_contract_and_traffic(gateway: Gateway) -> None:
     node = gateway.admin.get("/api/v1/nodes").json()["nodes"][0]
     assert node["versionAcked"] == snapshot["version"] and node["transport"] == "inprocess"
     assert gateway.admin.get("/api/v1/resources/HTTPRoute/default/missing").status_code == 404
+    # --access-log: the request's line reaches the file within the flush interval (1 s)
+    _wait_for(
+        lambda: "path=/hello status=200" in gateway.access_log.read_text(),
+        timeout=10,
+        what="the access log line",
+    )
+    line = next(x for x in gateway.access_log.read_text().splitlines() if "path=/hello" in x)
+    assert "route=HTTPRoute/default/" in line and "authority=example.com" in line and "client=127.0.0.1" in line
 
 
 def test_file_changes_apply_without_restart_and_bad_files_are_reported(gateway: Gateway) -> None:

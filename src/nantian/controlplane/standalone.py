@@ -57,6 +57,9 @@ class StandaloneOptions:
     stream: StreamOptions = attrs.field(factory=StreamOptions)
     """TCP/UDP/TLS listeners: ``--stream-idle-timeout``, ``--tls-hello-timeout``, ``--udp-session-timeout``,
     ``--udp-max-sessions`` (passed on to workers too)."""
+    access_log: str | None = None
+    """``--access-log PATH``: HTTP access lines batched into this file (``-``: standard output), workers too;
+    ``None``: through the ``nantian.access`` logger."""
 
     @property
     def source_url(self) -> str:
@@ -171,6 +174,7 @@ class _WorkerPlane:
             admin_host="127.0.0.1",
             drain_timeout=self._options.drain_timeout,
             stream=self._options.stream,
+            access_log=self._options.access_log,
         )
         self.supervisor = WorkerSupervisor(
             self.count, lambda i: nantian_command("proxy", *worker_arguments(proxy, i, self.channel.path))
@@ -212,7 +216,12 @@ async def run_standalone(options: StandaloneOptions, *, stop: asyncio.Event | No
     else:
         server = transport.server(store, ServerOptions(registry=registry))
         runtime = ProxyRuntime(
-            RuntimeOptions(port_offset=options.port_offset, node_id="standalone", stream=options.stream)
+            RuntimeOptions(
+                port_offset=options.port_offset,
+                node_id="standalone",
+                stream=options.stream,
+                access_log_path=options.access_log,
+            )
         )
         plane = _InProcessPlane(runtime, transport.client(runtime, ClientOptions(node_id="standalone")))
     await server.start()

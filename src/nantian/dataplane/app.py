@@ -76,6 +76,9 @@ class ProxyOptions:
     stream: StreamOptions = attrs.field(factory=StreamOptions)
     """--stream-idle-timeout, --tls-hello-timeout, --udp-session-timeout, --udp-max-sessions: TCP/UDP/TLS
     listeners."""
+    access_log: str | None = None
+    """--access-log PATH: HTTP access lines batched into this file (``-``: standard output); ``None``: the
+    ``nantian.access`` logger."""
     worker_channel: str | None = None
     """--worker-channel PATH (set by a ``--workers`` parent): bind with SO_REUSEPORT through the parent's channel,
     report status to it, drain when it goes away."""
@@ -104,6 +107,7 @@ class DataPlane:
                 reuse_port=self.channel is not None,
                 port_guard=self.channel,
                 stream=options.stream,
+                access_log_path=options.access_log,
             ),
             plugin_manager=self._pm,
         )
@@ -306,6 +310,8 @@ def worker_arguments(options: ProxyOptions, index: int, channel: str) -> list[st
         "--worker-channel", channel,
         *stream_arguments(options.stream),
     ]  # fmt: skip
+    if options.access_log is not None:
+        args += ["--access-log", options.access_log]
     for gateway in options.gateways:
         args += ["--gateway", gateway]
     for flag, value in (
@@ -414,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="data-plane processes sharing the listener ports (SO_REUSEPORT)"
     )
     p.add_argument("--worker-channel", help=argparse.SUPPRESS)  # set by a --workers parent for its workers
+    p.add_argument(
+        "--access-log",
+        metavar="PATH",
+        help="HTTP access log file, written in batches (- for stdout); default: the nantian.access logger",
+    )
     add_stream_arguments(p)
     return p
 
@@ -435,6 +446,7 @@ def options_from(args: argparse.Namespace) -> ProxyOptions:
         transport=args.transport,
         workers=args.workers,
         stream=stream_options_from(args),
+        access_log=args.access_log,
         worker_channel=args.worker_channel,
     )
 

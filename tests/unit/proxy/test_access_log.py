@@ -89,3 +89,13 @@ async def test_access_log_off_writes_nothing(tmp_path: Path) -> None:
         async with running(snap, access_log=False, access_log_path=str(path)), httpx.AsyncClient() as c:
             assert (await c.get(f"http://127.0.0.1:{port}/")).status_code == 200
     assert not path.exists()
+
+
+def test_proxy_workers_get_the_parents_access_log_flag() -> None:
+    from nantian.dataplane import app
+
+    parent = app.ProxyOptions(node_id="p", workers=2, access_log="/var/log/nantian/access.log")
+    worker = app.options_from(app.build_parser().parse_args(app.worker_arguments(parent, 0, "/tmp/channel")))
+    assert worker.access_log == "/var/log/nantian/access.log"
+    plain = app.options_from(app.build_parser().parse_args(app.worker_arguments(app.ProxyOptions(), 0, "/tmp/c")))
+    assert plain.access_log is None
