@@ -150,6 +150,7 @@ class Http1Server(asyncio.Protocol):
         self._errored = False
         self.state = _State.IDLE
         self.state_since = 0.0
+        self._now = 0.0
 
     # -- asyncio callbacks -------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -168,9 +169,10 @@ class Http1Server(asyncio.Protocol):
             return
         if self.closed or self._errored:
             return
+        self._now = now = self._loop.time()  # one clock read per chunk: the head's received_at too
         if self.state is _State.IDLE:
             self.state = _State.HEAD
-            self.state_since = self._loop.time()
+            self.state_since = now
         was_in_head = self._in_head
         begun = self._messages
         try:
@@ -361,7 +363,7 @@ class Http1Server(asyncio.Protocol):
             head=head,
             body=source,
             response=response,
-            received_at=self._loop.time(),
+            received_at=self._now,
             upgrade=self._accept_upgrade if upgrade else None,
         )
         if body is not None and expect:

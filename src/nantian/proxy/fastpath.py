@@ -69,7 +69,7 @@ def try_fast(
     pool = backend.cluster.pick()
     if type(pool) is not Http1Pool:
         return None
-    conn = pool.take_idle()
+    conn = pool.take_idle(ex.received_at)
     if conn is None:
         return None
     body = ex.body
@@ -136,8 +136,7 @@ class FastForward:
         self.started_at = 0.0
 
     def start(self, req: UpstreamRequest, body: bytes = b"") -> None:
-        loop = self.loop
-        now = loop.time()
+        now = self.loop.time()  # not received_at: a pipelined request may have waited for its turn
         self.started_at = now
         plan = self.plan
         deadline: float | None = None

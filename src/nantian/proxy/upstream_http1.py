@@ -528,7 +528,7 @@ class Http1Pool:
     def idle_connections(self) -> int:
         return len(self._idle)
 
-    def take_idle(self) -> Http1Connection | None:
+    def take_idle(self, now: float | None = None) -> Http1Connection | None:
         """A usable idle connection, if one is ready now (the callback fast path never waits for a connect).
 
         Most recently used first; connections idle longer than ``IDLE_TIMEOUT`` are closed on the way.
@@ -537,7 +537,7 @@ class Http1Pool:
         while idle:
             conn = idle.pop()
             if conn.usable:
-                idle_for = self._loop_time() - conn.idle_since
+                idle_for = (self._loop_time() if now is None else now) - conn.idle_since
                 if idle_for > IDLE_TIMEOUT:
                     conn.close()
                     continue
