@@ -34,6 +34,7 @@ MODULES = (
     "nantian.proxy.asyncio_http1",
     "nantian.proxy.balancer",
     "nantian.proxy.bodies",
+    "nantian.proxy.clusters",
     "nantian.proxy.deadlines",
     "nantian.proxy.exchange",
     "nantian.proxy.fastpath",

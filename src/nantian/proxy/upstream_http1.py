@@ -31,6 +31,26 @@ __all__ = ["Http1Connection", "Http1Pool", "ResponseConsumer"]
 log = logging.getLogger(__name__)
 
 _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
+_PLAIN, _HOP, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH = range(5)
+_FIELD_KINDS: dict[bytes, int] = {}
+"""Response field names as received (any case) -> what they are to the proxy; names repeat, lower() need not."""
+_FIELD_KINDS_LIMIT = 1024
+
+
+def _field_kind(name: bytes) -> int:
+    lower = name.lower()
+    if lower == b"connection":
+        kind = _CONNECTION
+    elif lower == b"transfer-encoding":
+        kind = _TRANSFER_ENCODING
+    elif lower == b"content-length":
+        kind = _CONTENT_LENGTH
+    else:
+        kind = _HOP if lower in _HOP_BY_HOP_BYTES else _PLAIN
+    if len(_FIELD_KINDS) < _FIELD_KINDS_LIMIT:
+        _FIELD_KINDS[name] = kind
+    return kind
+
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
 
 MAX_IDLE = 1024
@@ -253,21 +273,24 @@ class Http1Connection(asyncio.Protocol):
         length: int | None = None
         framed = False
         for name, value in fields:
-            lower = name.lower()
-            if lower in _HOP_BY_HOP_BYTES:
-                if lower == b"transfer-encoding":
-                    framed = True
-                elif lower == b"connection" and value.lower() not in _PLAIN_CONNECTION:
-                    self._headers = [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in fields]
-                    return False
+            kind = _FIELD_KINDS.get(name)
+            if kind is None:
+                kind = _field_kind(name)
+            if kind == _PLAIN:
+                kept += (name, b": ", value, b"\r\n")
                 continue
-            if lower == b"content-length":
+            if kind == _CONNECTION and value.lower() not in _PLAIN_CONNECTION:
+                self._headers = [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in fields]
+                return False
+            if kind == _CONTENT_LENGTH:
                 framed = True
                 try:
                     length = int(value)
                 except ValueError:
                     length = None
-            kept.append(b"%s: %s\r\n" % (name, value))
+                kept += (name, b": ", value, b"\r\n")
+            elif kind == _TRANSFER_ENCODING:
+                framed = True
         head_only = self._head_method == "HEAD"
         if head_only or status in (204, 304):
             framed = True
