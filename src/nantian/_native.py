@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["MANIFEST", "MODULES", "compiled", "guard", "source_hashes"]
+__all__ = ["MANIFEST", "MODULES", "compiled", "extension_modules", "guard", "source_hashes"]
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,8 @@ MODULES = (
     "nantian.proxy.bodies",
     "nantian.proxy.clusters",
     "nantian.proxy.deadlines",
-    "nantian.proxy.exchange",
     "nantian.proxy.fastpath",
-    "nantian.proxy.filters",
+    "nantian.proxy.header_edits",
     "nantian.proxy.handler",
     "nantian.proxy.http1_response",
     "nantian.proxy.metrics",
@@ -46,7 +45,11 @@ MODULES = (
     "nantian.proxy.router",
     "nantian.proxy.upstream_http1",
 )
-"""The modules compiled by ``python -m nantian._nativebuild`` (one mypyc group: they call each other natively)."""
+"""The modules compiled by ``python -m nantian._nativebuild`` (one mypyc group: they call each other natively).
+
+Not here on purpose: modules whose classes users subclass. mypyc makes a ``typing.Protocol`` class a "trait" that
+interpreted classes cannot inherit from, so the plugin-facing interfaces (:mod:`nantian.proxy.exchange`,
+:mod:`nantian.proxy.filters`) stay interpreted; their hot helpers live in :mod:`nantian.proxy.header_edits`."""
 
 _SRC = Path(__file__).resolve().parent.parent
 MANIFEST = Path(__file__).resolve().with_name("_native.json")
@@ -71,9 +74,17 @@ def _built() -> dict[str, str] | None:
     return modules if isinstance(modules, dict) else None
 
 
-def _has_extension(module: str) -> bool:
-    source = source_of(module)
-    return any(source.with_name(source.stem + s).exists() for s in importlib.machinery.EXTENSION_SUFFIXES)
+def extension_modules() -> set[str]:
+    """Every module of the compiled packages that has an extension file next to its source (built, or stale)."""
+    found: set[str] = set()
+    for package in {m.rpartition(".")[0] for m in MODULES}:
+        directory = _SRC.joinpath(*package.split("."))
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            for path in directory.glob("*" + suffix):
+                stem = path.name[: -len(suffix)]
+                if path.with_name(stem + ".py").exists():
+                    found.add(f"{package}.{stem}")
+    return found
 
 
 class _SourceOnly(importlib.abc.MetaPathFinder):
@@ -100,10 +111,11 @@ def guard() -> bool:
     if _installed is not None:
         return False
     built = _built()
+    extensions = extension_modules()
     if os.environ.get("NANTIAN_PURE_PYTHON") == "1":
         reason = "NANTIAN_PURE_PYTHON=1"
     elif built is None:
-        if not any(_has_extension(m) for m in MODULES):
+        if not extensions:
             return False
         reason = f"extension modules without {MANIFEST.name}"
     else:
@@ -111,12 +123,14 @@ def guard() -> bool:
             current = source_hashes()
         except OSError:  # an installed copy without sources: the build is what there is
             return True
-        if built == current:
+        if built == current and extensions <= set(built):
             return True
-        changed = sorted(m for m in MODULES if built.get(m) != current.get(m))
-        reason = f"sources changed since the build ({', '.join(changed)}): run make (or python -m nantian._nativebuild)"
+        changed = sorted(m for m in {*MODULES, *built} if built.get(m) != current.get(m))
+        extra = sorted(extensions - set(built))
+        what = f"sources changed since the build ({', '.join(changed)})" if changed else f"stale extensions ({extra})"
+        reason = f"{what}: run make (or python -m nantian._nativebuild)"
         log.warning("native.stale %s; using the pure-Python modules", reason)
-    _installed = _SourceOnly(frozenset(MODULES))
+    _installed = _SourceOnly(frozenset({*MODULES, *extensions}))
     sys.meta_path.insert(0, _installed)
     log.debug("native.disabled reason=%s", reason)
     return False

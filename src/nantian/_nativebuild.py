@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from nantian._native import MANIFEST, MODULES, source_hashes, source_of
+from nantian._native import MANIFEST, MODULES, extension_modules, source_hashes, source_of
 
 __all__ = ["build", "clean"]
 
@@ -30,13 +30,16 @@ _SRC = Path(__file__).resolve().parent.parent
 
 
 def _artifacts() -> list[Path]:
-    found: list[Path] = []
-    for module in MODULES:
-        source = source_of(module)
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            found.extend(source.parent.glob(source.stem + suffix))
-    found.extend(_SRC.joinpath("nantian").glob("_hotpath__mypyc*"))
-    return found
+    """Every extension file of the compiled packages (also of modules no longer in the list) and the shared library."""
+    found = [source_of(m).with_name(source_of(m).stem) for m in extension_modules()]
+    paths = [
+        stem.with_name(stem.name + suffix)
+        for stem in found
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES
+        if stem.with_name(stem.name + suffix).exists()
+    ]
+    paths.extend(_SRC.joinpath("nantian").glob("_hotpath__mypyc*"))
+    return paths
 
 
 def clean() -> None:

@@ -20,8 +20,8 @@ from nantian.proxy._http1 import decode_fields, end_to_end
 from nantian.proxy.bodies import BytesBody
 from nantian.proxy.deadlines import Deadlines, Expirable
 from nantian.proxy.exchange import Exchange, Headers, UpstreamError, UpstreamRequest
-from nantian.proxy.filters import apply_header_modifier
 from nantian.proxy.handler import CompiledListener
+from nantian.proxy.header_edits import apply_header_modifier
 from nantian.proxy.route_plan import BackendPlan, Outcome, RoutePlan
 from nantian.proxy.upstream_http1 import Http1Connection, Http1Pool
 

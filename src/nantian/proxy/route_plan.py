@@ -33,13 +33,11 @@ from nantian.proxy.filters import (
     FilterResponse,
     HttpFilter,
     LocalResponse,
-    apply_header_modifier,
     cors_preflight,
     cors_response_headers,
-    raw_header_edit,
     redirect_location,
-    replace_path,
 )
+from nantian.proxy.header_edits import apply_header_modifier, raw_header_edit, replace_path
 from nantian.proxy.metrics import ProxyMetrics
 from nantian.proxy.router import split_target
 from nantian.proxy.tunnel import relay

@@ -51,6 +51,7 @@ def _field_kind(name: bytes) -> int:
         _FIELD_KINDS[name] = kind
     return kind
 
+
 _PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
 
 MAX_IDLE = 1024
