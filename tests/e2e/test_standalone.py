@@ -2,107 +2,43 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
+import processes
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = ROOT / "examples" / "quickstart"
-GATEWAY_ADDRESS = "127.0.0.10"
+from processes import QUICKSTART_ADDRESS as GATEWAY_ADDRESS
+from processes import wait_for
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Gateway(processes.Standalone):
+    """The quickstart behind ``nantian standalone``, with an access log file and a client of its listener."""
 
-
-def _wait_for(check: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Gateway:
-    def __init__(self, config_dir: Path, echo_port: int) -> None:
-        self.config_dir = config_dir
-        self.admin_port = _free_port()
-        self.offset = _free_port() - 8080  # the quickstart listener (8080) binds a free port
-        self.listener_port = 8080 + self.offset
+    def __init__(self, config_dir: Path) -> None:
         self.access_log = config_dir.parent / f"{config_dir.name}-access.log"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "nantian", "--log-level", "warning", "standalone",
-                "--config-dir", str(config_dir),
-                "--admin-address", f"127.0.0.1:{self.admin_port}",
-                "--port-offset", str(self.offset),
-                "--drain-timeout", "5",
-                "--access-log", str(self.access_log),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.admin = httpx.Client(base_url=f"http://127.0.0.1:{self.admin_port}", timeout=5)
+        super().__init__(config_dir, "--drain-timeout", "5", "--access-log", str(self.access_log))
         self.client = httpx.Client(
             base_url=f"http://{GATEWAY_ADDRESS}:{self.listener_port}", headers={"Host": "example.com"}, timeout=10
         )
-        _wait_for(lambda: self.admin.get("/readyz").status_code == 200, what="/readyz")
 
-    def resource(self, kind: str, namespace: str, name: str) -> Any:
-        return self.admin.get(f"/api/v1/resources/{kind}/{namespace}/{name}").json()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        self.admin.close()
+    def stop(self, sig: int = signal.SIGKILL) -> int:
         self.client.close()
+        return super().stop(sig)
 
 
 @pytest.fixture
 def echo_port() -> Iterator[int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nantian", "echo", "--port", "0", "--namespace", "default", "--service", "echo",
-         "--pod", "echo-test"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    port = None
-    for _ in range(10):
-        event = json.loads(proc.stdout.readline())
-        if event.get("event") == "listening":
-            port = int(event["address"].rsplit(":", 1)[1])
-            break
-    assert port
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stdout.close()
+    with processes.echo("--port", "0", "--namespace", "default", "--service", "echo", "--pod", "echo-test") as echo:
+        yield echo.port()
 
 
 @pytest.fixture
 def gateway(tmp_path: Path, echo_port: int) -> Iterator[Gateway]:
-    for p in QUICKSTART.glob("*.yaml"):
-        text = p.read_text().replace("port: 3000", f"port: {echo_port}").replace("targetPort: 3000", "targetPort: http")
-        (tmp_path / p.name).write_text(text)
-    gw = Gateway(tmp_path, echo_port)
+    gw = Gateway(processes.copy_quickstart(tmp_path, echo_port))
     try:
         yield gw
     finally:
@@ -125,7 +61,7 @@ def test_admin_contract_and_traffic(gateway: Gateway) -> None:
     assert node["versionAcked"] == snapshot["version"] and node["transport"] == "inprocess"
     assert gateway.admin.get("/api/v1/resources/HTTPRoute/default/missing").status_code == 404
     # --access-log: the request's line reaches the file within the flush interval (1 s)
-    _wait_for(
+    wait_for(
         lambda: "path=/hello status=200" in gateway.access_log.read_text(),
         timeout=10,
         what="the access log line",
@@ -137,9 +73,7 @@ def test_admin_contract_and_traffic(gateway: Gateway) -> None:
 def test_file_changes_apply_without_restart_and_bad_files_are_reported(gateway: Gateway) -> None:
     route = gateway.config_dir / "httproute.yaml"
     route.write_text(route.read_text().replace("value: default", "value: changed"))
-    _wait_for(
-        lambda: gateway.client.get("/hello").json()["headers"].get("X-Route") == ["changed"], what="the new route"
-    )
+    wait_for(lambda: gateway.client.get("/hello").json()["headers"].get("X-Route") == ["changed"], what="the new route")
     broken = "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: broken, namespace: default}\n"
     (gateway.config_dir / "broken.yaml").write_text(broken + "spec: [1, 2\n")
 
@@ -147,7 +81,7 @@ def test_file_changes_apply_without_restart_and_bad_files_are_reported(gateway: 
         items = gateway.admin.get("/api/v1/resources").json()["items"]
         return any("broken.yaml" in str(o.get("status", {}).get("nantianError", "")) for o in items)
 
-    _wait_for(reported, what="the parse error in the admin API")
+    wait_for(reported, what="the parse error in the admin API")
     assert gateway.client.get("/hello").status_code == 200, "the other files keep working"
 
 
@@ -160,7 +94,7 @@ def test_sigterm_drains_in_flight_requests(gateway: Gateway) -> None:
     worker = threading.Thread(target=slow_request)
     worker.start()
     time.sleep(0.3)
-    gateway.proc.send_signal(signal.SIGTERM)
+    gateway.process.send_signal(signal.SIGTERM)
     worker.join(timeout=15)
     assert results == [200]
-    assert gateway.proc.wait(timeout=15) == 0
+    assert gateway.process.wait(timeout=15) == 0
