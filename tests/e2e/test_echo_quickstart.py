@@ -2,99 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import random
-import shutil
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import processes
 import pytest
-import yaml
 
 pytestmark = pytest.mark.e2e
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 OFFSET = 20000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-    if process.stdout is not None:
-        process.stdout.close()
-
-
 @pytest.fixture
-def quickstart(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def quickstart(tmp_path: Path) -> Iterator[tuple[str, processes.Process]]:
     """The quickstart manifests served by real processes; the echo port and the Gateway address are moved so
     that the test never collides with a running `make run`."""
-    config = tmp_path / "quickstart"
-    shutil.copytree(QUICKSTART, config)
-    echo = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nantian.echo",
-            "--port",
-            "0",
-            "--namespace",
-            "default",
-            "--service",
-            "echo",
-            "--pod",
-            "echo-qs",
-        ],
-        stdout=subprocess.PIPE,
-    )
-    processes = [echo]
-    try:
-        assert echo.stdout is not None
-        listening = json.loads(echo.stdout.readline())
-        echo_port = int(listening["address"].rsplit(":", 1)[1])
-        address = f"127.0.{random.randrange(20, 250)}.{random.randrange(2, 250)}"
-        backend = list(yaml.safe_load_all((config / "backend.yaml").read_text()))
-        backend[1]["ports"][0]["port"] = echo_port
-        (config / "backend.yaml").write_text(yaml.safe_dump_all(backend))
-        gateway = yaml.safe_load((config / "gateway.yaml").read_text())
-        gateway["spec"]["addresses"][0]["value"] = address
-        (config / "gateway.yaml").write_text(yaml.safe_dump(gateway))
-        admin = f"127.0.0.1:{_free_port()}"
-        argv = [sys.executable, "-m", "nantian", "standalone", "--config-dir", str(config), "--admin-address", admin]
-        stderr_path = tmp_path / "standalone.err"
-        with stderr_path.open("wb") as stderr_file:
-            standalone = subprocess.Popen([*argv, "--port-offset", str(OFFSET)], stderr=stderr_file)
-        processes.append(standalone)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://{admin}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if standalone.poll() is not None or time.monotonic() > deadline:
-                stderr = stderr_path.read_text(errors="replace")
-                pytest.fail(f"nantian standalone not ready: {stderr[-2000:]}")
-            time.sleep(0.1)
-        yield f"http://{address}:{8080 + OFFSET}", standalone
-    finally:
-        for process in reversed(processes):
-            _stop(process)
+    address = f"127.0.{random.randrange(20, 250)}.{random.randrange(2, 250)}"
+    with processes.echo("--port", "0", "--namespace", "default", "--service", "echo", "--pod", "echo-qs") as echo:
+        config = processes.copy_quickstart(tmp_path / "quickstart", echo.port(), address=address)
+        standalone = processes.Standalone(config, offset=OFFSET, log_level=None, capture=True, timeout=30)
+        try:
+            yield f"http://{address}:{8080 + OFFSET}", standalone.process
+        finally:
+            standalone.stop()
 
 
 def _get(url: str, headers: dict[str, str], deadline: float) -> httpx.Response:
@@ -109,7 +42,7 @@ def _get(url: str, headers: dict[str, str], deadline: float) -> httpx.Response:
         time.sleep(0.1)
 
 
-def test_quickstart_routes_both_rules(quickstart: tuple[str, subprocess.Popen[bytes]]) -> None:
+def test_quickstart_routes_both_rules(quickstart: tuple[str, processes.Process]) -> None:
     base, _ = quickstart
     deadline = time.monotonic() + 15
     default = _get(f"{base}/hello", {"Host": "example.com"}, deadline)
