@@ -9,18 +9,17 @@ import contextlib
 import json
 import socket
 import ssl
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
+import processes
 import pytest
 import trustme
 import yaml
+from processes import free_port, port_offset
 
 pytestmark = pytest.mark.e2e
 
@@ -29,24 +28,6 @@ GW_API = "gateway.networking.k8s.io/v1"
 GW_API_ALPHA = "gateway.networking.k8s.io/v1alpha2"
 TIMEOUT = 10.0
 TCP, UDP, TLS = 9000, 9001, 9443
-
-
-def _free_port(host: str = "127.0.0.1", kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _bindable(port: int) -> bool:
-    if not 0 < port < 65536:
-        return False
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind((ADDRESS, port))
-            except OSError:
-                return False
-    return True
 
 
 def _service(name: str, port: int, target: int, protocol: str = "TCP") -> list[dict[str, Any]]:
@@ -91,19 +72,6 @@ class Deployment:
     ca: trustme.CA
 
 
-def _wait_ready(admin: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "standalone exited"
-        try:
-            if httpx.get(f"http://{admin}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("standalone never became ready")
-
-
 def _pem_files(directory: Path, name: str, cert: trustme.LeafCert) -> tuple[Path, Path]:
     crt, key = directory / f"{name}.crt", directory / f"{name}.key"
     crt.write_bytes(b"".join(b.bytes() for b in cert.cert_chain_pems))
@@ -120,43 +88,24 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     a_crt, a_key = _pem_files(work, "a", ca.issue_cert("a.example"))
     b_crt, b_key = _pem_files(work, "b", ca.issue_cert("*.b.example"))
     ports = {
-        "tcp": _free_port(),
-        "udp": _free_port(kind=socket.SOCK_DGRAM),
-        "tls-a": _free_port(),
-        "tls-b": _free_port(),
+        "tcp": free_port(),
+        "udp": free_port(kind=socket.SOCK_DGRAM),
+        "tls-a": free_port(),
+        "tls-b": free_port(),
     }
     serve = [
         f"tcp=127.0.0.1:{ports['tcp']},udp=127.0.0.1:{ports['udp']},pod=plain",
         f"tcps=127.0.0.1:{ports['tls-a']},cert={a_crt},key={a_key},pod=tls-a",
         f"tcps=127.0.0.1:{ports['tls-b']},cert={b_crt},key={b_key},pod=tls-b",
     ]
-    echo = subprocess.Popen(
-        [sys.executable, "-m", "nantian", "echo", *(arg for spec in serve for arg in ("--serve", spec))],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     (config / "all.yaml").write_text(yaml.safe_dump_all(_manifests(ports)))
-    admin = f"127.0.0.1:{_free_port()}"
-    offset = next(
-        o for o in (_free_port(ADDRESS) - TLS for _ in range(50)) if all(_bindable(p + o) for p in (TCP, UDP, TLS))
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nantian", "--log-level", "warning", "standalone", "--config-dir", str(config),
-         "--admin-address", admin, "--port-offset", str(offset), "--drain-timeout", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        _wait_ready(admin, proc)
-        yield Deployment(offset=offset, ca=ca)
-    finally:
-        for p in (proc, echo):
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
+    offset = port_offset(ADDRESS, TLS, (TCP, UDP, TLS), kinds=(socket.SOCK_STREAM, socket.SOCK_DGRAM))
+    with processes.echo(*(arg for spec in serve for arg in ("--serve", spec))):
+        standalone = processes.Standalone(config, "--drain-timeout", "2", offset=offset)
+        try:
+            yield Deployment(offset=offset, ca=ca)
+        finally:
+            standalone.stop()
 
 
 async def _line_echo(port: int, tls: ssl.SSLContext | None = None, sni: str | None = None) -> dict[str, Any]:

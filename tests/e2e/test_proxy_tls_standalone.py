@@ -9,20 +9,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import socket
 import ssl
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import attrs
 import grpc
 import grpc.aio
 import httpx
+import processes
 import pytest
 import trustme
 import yaml
+from processes import free_port, port_offset
 
 from nantian._proto.gateway_api_conformance import grpcecho_pb2, grpcecho_pb2_grpc
 
@@ -31,12 +29,6 @@ pytestmark = pytest.mark.e2e
 ADDRESS = "127.0.0.12"
 GW_API = "gateway.networking.k8s.io/v1"
 TIMEOUT = 10.0
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def _manifests(cert: trustme.LeafCert, http_port: int, grpc_port: int) -> list[dict[str, object]]:
@@ -87,72 +79,20 @@ class Deployment:
     ca: trustme.CA
 
 
-def _wait_ready(admin: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "standalone exited"
-        try:
-            if httpx.get(f"http://{admin}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("standalone never became ready")
-
-
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     ca = trustme.CA()
     cert = ca.issue_cert("example.org", "second.example.org")
     config = tmp_path_factory.mktemp("config")
-    http_port, grpc_port = _free_port(), _free_port()
-    echo = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nantian",
-            "echo",
-            "--port",
-            str(http_port),
-            "--grpc-port",
-            str(grpc_port),
-            "--pod",
-            "p1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    http_port, grpc_port = free_port(), free_port()
     (config / "all.yaml").write_text(yaml.safe_dump_all(_manifests(cert, http_port, grpc_port)))
-    admin = f"127.0.0.1:{_free_port()}"
-    offset = next(o for o in (_free_port(ADDRESS) - 8443 for _ in range(50)) if _bindable(8080 + o))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nantian", "--log-level", "warning", "standalone", "--config-dir", str(config),
-         "--admin-address", admin, "--port-offset", str(offset), "--drain-timeout", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        _wait_ready(admin, proc)
-        yield Deployment(https_port=8443 + offset, grpc_port=8080 + offset, ca=ca)
-    finally:
-        for p in (proc, echo):
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
-
-
-def _bindable(port: int) -> bool:
-    if not 0 < port < 65536:
-        return False
-    with socket.socket() as s:
+    offset = port_offset(ADDRESS, 8443, (8080,))
+    with processes.echo("--port", str(http_port), "--grpc-port", str(grpc_port), "--pod", "p1"):
+        standalone = processes.Standalone(config, "--drain-timeout", "2", offset=offset)
         try:
-            s.bind((ADDRESS, port))
-        except OSError:
-            return False
-    return True
+            yield Deployment(https_port=8443 + offset, grpc_port=8080 + offset, ca=ca)
+        finally:
+            standalone.stop()
 
 
 def _get(d: Deployment, sni: str, host: str, *, http2: bool) -> httpx.Response:
