@@ -166,7 +166,7 @@ class Process:
             time.sleep(0.05)
         raise AssertionError(f"no line matching {pattern!r} from {self.argv[2:]}; output:\n{self.output()}")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = WAIT) -> int:
         """Send ``sig`` if the child still runs, wait up to ``timeout`` seconds, then kill it and wait again;
         the exit code."""
         if self.alive():

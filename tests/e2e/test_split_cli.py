@@ -6,111 +6,36 @@ controller is killed the proxy keeps serving; SIGTERM stops the proxy cleanly.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import manifests
+import processes
 import pytest
-import trustme
+from pki import write_pki
+from processes import Process, free_port
 
 pytestmark = pytest.mark.e2e
 
 WAIT = 20.0
 GATEWAY_PORT = 8080
 
-MANIFESTS = """
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: nantian}}
-spec: {{controllerName: nantian.io/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: nantian
-  listeners: [{{name: http, port: {port}, protocol: HTTP}}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: web, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules: [{{backendRefs: [{{name: echo, port: 80}}]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: default}}
-spec: {{ports: [{{port: 80, targetPort: {echo_port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: echo-1, namespace: default, labels: {{kubernetes.io/service-name: echo}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {echo_port}}}]
-"""
+
+def _manifests(echo_port: int) -> str:
+    return manifests.documents(
+        manifests.GATEWAY_CLASS,
+        manifests.gateway(f"{{name: http, port: {GATEWAY_PORT}, protocol: HTTP}}"),
+        manifests.http_route("web", manifests.backend_rule("echo")),
+        manifests.backend("echo", echo_port),
+    )
 
 
-class App:
-    """A nantian subcommand in a child process, its stderr collected line by line."""
-
-    def __init__(self, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nantian.cli", "--log-level", "info", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, pattern: str) -> re.Match[str]:
-        deadline = time.monotonic() + WAIT
-        regex = re.compile(pattern)
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if m := regex.search(line):
-                    return m
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no line matching {pattern!r}; output:\n{''.join(self.lines)}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            code = self.proc.wait(WAIT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            code = self.proc.wait(WAIT)
-        self._reader.join(WAIT)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return code
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _app(*args: str) -> Process:
+    """A nantian command in a child process, its output collected line by line."""
+    return Process(processes.nantian(*args, log_level="info", module="nantian.cli"), capture=True)
 
 
 def _until_ok(url: str, check: object = None) -> httpx.Response:
@@ -130,39 +55,20 @@ def _until_ok(url: str, check: object = None) -> httpx.Response:
 
 @pytest.fixture
 def echo() -> Iterator[int]:
-    app = App("echo", "--port", "0")
-    try:
-        match = app.wait_for(r'"address": "127\.0\.0\.1:(\d+)"')
-        yield int(match[1])
-    finally:
-        app.stop()
+    with processes.echo("--port", "0") as server:
+        yield server.port()
 
 
 @pytest.fixture
 def pki(tmp_path: Path) -> dict[str, str]:
-    ca = trustme.CA()
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    client = ca.issue_cert("proxy-1")
-    files = {
-        "ca": ca.cert_pem,
-        "cert": server.cert_chain_pems[0],
-        "key": server.private_key_pem,
-        "client_cert": client.cert_chain_pems[0],
-        "client_key": client.private_key_pem,
-    }
-    out = {}
-    for name, blob in files.items():
-        path = tmp_path / f"{name}.pem"
-        blob.write_to_path(str(path))
-        out[name] = str(path)
-    return out
+    return {name: str(path) for name, path in write_pki(tmp_path, "proxy-1", "127.0.0.1", "localhost").items()}
 
 
 def test_controller_and_proxy_processes_over_mtls(tmp_path: Path, echo: int, pki: dict[str, str]) -> None:
     config = tmp_path / "config"
     config.mkdir()
-    (config / "app.yaml").write_text(MANIFESTS.format(port=GATEWAY_PORT, echo_port=echo))
-    controller = App(
+    (config / "app.yaml").write_text(_manifests(echo))
+    controller = _app(
         "controller",
         "--config-dir",
         str(config),
@@ -177,12 +83,12 @@ def test_controller_and_proxy_processes_over_mtls(tmp_path: Path, echo: int, pki
         "--xds-tls-ca",
         pki["ca"],
     )
-    proxy: App | None = None
+    proxy: Process | None = None
     try:
-        xds_port = int(controller.wait_for(r"xds\.listening .* port=(\d+) tls=True")[1])
-        c_admin = int(controller.wait_for(r"admin\.listening address=127\.0\.0\.1:(\d+)")[1])
-        offset = _free_port() - GATEWAY_PORT
-        proxy = App(
+        xds_port = int(controller.wait_for_line(r"xds\.listening .* port=(\d+) tls=True")[1])
+        c_admin = int(controller.wait_for_line(r"admin\.listening address=127\.0\.0\.1:(\d+)")[1])
+        offset = free_port() - GATEWAY_PORT
+        proxy = _app(
             "proxy",
             "--xds",
             f"127.0.0.1:{xds_port}",
@@ -199,7 +105,7 @@ def test_controller_and_proxy_processes_over_mtls(tmp_path: Path, echo: int, pki
             "--xds-tls-key",
             pki["client_key"],
         )
-        p_admin = int(proxy.wait_for(r"admin\.listening address=127\.0\.0\.1:(\d+)")[1])
+        p_admin = int(proxy.wait_for_line(r"admin\.listening address=127\.0\.0\.1:(\d+)")[1])
         _until_ok(f"http://127.0.0.1:{p_admin}/readyz")
         nodes = _until_ok(
             f"http://127.0.0.1:{c_admin}/api/v1/nodes",
@@ -214,10 +120,10 @@ def test_controller_and_proxy_processes_over_mtls(tmp_path: Path, echo: int, pki
         _until_ok(f"http://127.0.0.1:{c_admin}/api/v1/nodes", lambda r: r.json()["nodes"][0]["lastStatus"])
 
         assert controller.stop(signal.SIGKILL) != 0
-        proxy.wait_for(r"xds\.reconnecting")
+        proxy.wait_for_line(r"xds\.reconnecting")
         assert httpx.get(gateway, timeout=5.0, trust_env=False).status_code == 200
         assert proxy.stop() == 0
-        proxy.wait_for(r"proxy\.stopped")
+        proxy.wait_for_line(r"proxy\.stopped")
     finally:
         if proxy is not None:
             proxy.stop(signal.SIGKILL)
