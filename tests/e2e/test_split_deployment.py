@@ -8,16 +8,17 @@ The apps run in-process (their public start/stop API) so the test controls their
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import manifests
 import pytest
+from processes import eventually, free_port
 
 from nantian.controlplane.controller import Controller, ControllerOptions
 from nantian.dataplane import DataPlane, ProxyOptions
@@ -27,104 +28,35 @@ from nantian.xds._codec import encode_snapshot
 
 pytestmark = pytest.mark.e2e
 
-WAIT = 20.0
 GATEWAY_PORT = 8080
 
-MANIFESTS = """
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: nantian}}
-spec: {{controllerName: nantian.io/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: nantian
-  listeners:
-  - {{name: http, port: {port}, protocol: HTTP}}
-{extra_listener}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: web, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - backendRefs: [{{name: echo, port: 80}}]
-{extra_rule}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: default}}
-spec:
-  ports: [{{port: 80, targetPort: {echo_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: echo-1, namespace: default, labels: {{kubernetes.io/service-name: echo}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {echo_port}}}]
-"""
-
-MORE_APPS = """
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: app-{i}, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  hostnames: [app-{i}.example.com]
-  rules:
-  - backendRefs: [{{name: app-{i}, port: 80}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: app-{i}, namespace: default}}
-spec:
-  ports: [{{port: 80, targetPort: {echo_port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: app-{i}-1, namespace: default, labels: {{kubernetes.io/service-name: app-{i}}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {echo_port}}}]
-"""
-
-V2_RULE = """\
-  - matches: [{path: {type: PathPrefix, value: /v2}}]
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier: {set: [{name: x-version, value: two}]}
-    backendRefs: [{name: echo, port: 80}]"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+V2_RULE = (
+    "{matches: [{path: {type: PathPrefix, value: /v2}}], filters: [{type: RequestHeaderModifier, "
+    "requestHeaderModifier: {set: [{name: x-version, value: two}]}}], backendRefs: [{name: echo, port: 80}]}"
+)
 
 
 def _write(directory: Path, echo_port: int, *, v2: bool = False, extra_port: int | None = None) -> None:
-    extra = f"  - {{name: extra, port: {extra_port}, protocol: HTTP}}" if extra_port is not None else ""
-    text = MANIFESTS.format(
-        port=GATEWAY_PORT, echo_port=echo_port, extra_rule=V2_RULE if v2 else "", extra_listener=extra
+    listeners = [f"{{name: http, port: {GATEWAY_PORT}, protocol: HTTP}}"]
+    if extra_port is not None:
+        listeners.append(f"{{name: extra, port: {extra_port}, protocol: HTTP}}")
+    rules = [manifests.backend_rule("echo"), *([V2_RULE] if v2 else [])]
+    apps = [
+        doc
+        for i in range(8)
+        for doc in (
+            manifests.http_route(f"app-{i}", manifests.backend_rule(f"app-{i}"), hostnames=(f"app-{i}.example.com",)),
+            manifests.backend(f"app-{i}", echo_port),
+        )
+    ]
+    text = manifests.documents(
+        manifests.GATEWAY_CLASS,
+        manifests.gateway(*listeners),
+        manifests.http_route("web", *rules),
+        manifests.backend("echo", echo_port),
+        *apps,
     )
-    text += "".join(MORE_APPS.format(i=i, echo_port=echo_port) for i in range(8))
-    tmp = directory / "config.yaml.tmp"
-    tmp.write_text(text)
-    tmp.rename(directory / "config.yaml")
-
-
-async def _eventually(condition: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(WAIT):
-            while not condition():  # noqa: ASYNC110 - state of several apps; no single event to wait on
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for: {what}") from None
+    manifests.write_atomically(directory / "config.yaml", text)
 
 
 async def _get(url: str, **kwargs: Any) -> httpx.Response:
@@ -152,7 +84,7 @@ async def test_controller_and_two_proxies(tmp_path: Path) -> None:
         controller = Controller(copts, plugin_manager=pm)
         await controller.start()
         xds = controller.xds_address
-        offsets = {"a": _free_port() - GATEWAY_PORT, "b": _free_port() - GATEWAY_PORT}
+        offsets = {"a": free_port() - GATEWAY_PORT, "b": free_port() - GATEWAY_PORT}
         proxies = {
             n: DataPlane(
                 ProxyOptions(xds_address=xds, node_id=n, port_offset=offsets[n], admin_port=0), plugin_manager=pm
@@ -177,7 +109,7 @@ async def _scenario(
     def acked(version: str | None) -> bool:
         return version is not None and all(p.runtime.version == version for p in proxies.values())
 
-    await _eventually(lambda: acked(controller.store.version), "both proxies serve the first snapshot")
+    await eventually(lambda: acked(controller.store.version), "both proxies serve the first snapshot")
     first = controller.store.current
     assert first is not None
     address = first.listeners[0].address
@@ -193,9 +125,9 @@ async def _scenario(
     # A manifest change reaches both proxies as one delta each.
     nodes = {r.node_id: (r.messages_sent, r.bytes_sent) for r in controller.registry.nodes()}
     _write(config, echo_port, v2=True)
-    await _eventually(lambda: controller.store.version != first.version, "the change is translated")
+    await eventually(lambda: controller.store.version != first.version, "the change is translated")
     second = controller.store.version
-    await _eventually(lambda: acked(second), "both proxies serve the change")
+    await eventually(lambda: acked(second), "both proxies serve the change")
     full = len(encode_snapshot(controller.store.current).SerializeToString()) if controller.store.current else 0
     for record in controller.registry.nodes():
         sent, size = nodes[record.node_id]
@@ -211,7 +143,7 @@ async def _scenario(
 
     # The controller goes away: both proxies keep serving.
     await controller.stop()
-    await _eventually(lambda: not any(_connected(p) for p in proxies.values()), "proxies notice the controller left")
+    await eventually(lambda: not any(_connected(p) for p in proxies.values()), "proxies notice the controller left")
     for name in proxies:
         assert (await through(name, "/v2/y")).status_code == 200
 
@@ -222,10 +154,10 @@ async def _scenario(
         plugin_manager=pm,
     )
     async with _started(restarted):
-        await _eventually(lambda: restarted.store.version is not None, "the restarted controller translates")
+        await eventually(lambda: restarted.store.version is not None, "the restarted controller translates")
         third = restarted.store.version
         assert third == first.version
-        await _eventually(lambda: acked(third), "both proxies reconnect and converge")
+        await eventually(lambda: acked(third), "both proxies reconnect and converge")
         assert all(_connected(p) for p in proxies.values())
 
         # A port taken on proxy b's side: b refuses the snapshot and keeps serving; a applies it.
@@ -234,12 +166,12 @@ async def _scenario(
             squatter.bind((address, extra + offsets["b"]))
             squatter.listen()
             _write(config, echo_port, extra_port=extra)
-            await _eventually(lambda: restarted.store.version != third, "the new listener is translated")
+            await eventually(lambda: restarted.store.version != third, "the new listener is translated")
             fourth = restarted.store.version
-            await _eventually(lambda: proxies["a"].runtime.version == fourth, "proxy a applies the new listener")
-            record = restarted.registry.get("b")
-            assert record is not None
-            await _eventually(lambda: record.last_nack is not None, "proxy b nacks")
+            await eventually(lambda: proxies["a"].runtime.version == fourth, "proxy a applies the new listener")
+            b_record = restarted.registry.get("b")
+            assert b_record is not None
+            await eventually(lambda: b_record.last_nack is not None, "proxy b nacks")
             assert proxies["b"].runtime.version == third
             nodes_doc = (await _get(f"http://127.0.0.1:{restarted.admin_port}/api/v1/nodes")).json()["nodes"]
             b_doc = next(n for n in nodes_doc if n["nodeId"] == "b")
@@ -255,7 +187,7 @@ async def _scenario(
             assert "nantian_xds_client_connected 1.0" in b_metrics
             assert json.loads(json.dumps(b_doc))  # the document is plain JSON
         # The port is free again: the refused config is offered again (--retry-rejected) and b converges.
-        await _eventually(lambda: proxies["b"].runtime.version == fourth, "proxy b applies it once it can bind")
+        await eventually(lambda: proxies["b"].runtime.version == fourth, "proxy b applies it once it can bind")
         assert (await _get(f"http://{address}:{extra + offsets['b']}/")).status_code == 200
 
 
