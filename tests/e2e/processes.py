@@ -99,6 +99,20 @@ async def eventually(condition: Callable[[], bool], what: str, within: float = W
         raise AssertionError(f"timed out waiting for: {what}") from None
 
 
+async def stop_async(process: asyncio.subprocess.Process, within: float = WAIT) -> int:
+    """Terminate a child started with asyncio, wait up to ``within`` seconds, then kill it and wait again; the exit
+    code."""
+    if process.returncode is None:
+        process.terminate()
+    try:
+        async with asyncio.timeout(within):
+            return await process.wait()
+    except TimeoutError:
+        process.kill()
+        async with asyncio.timeout(within):
+            return await process.wait()
+
+
 def nantian(*args: str, log_level: str | None = "warning", module: str = "nantian") -> list[str]:
     """The argv of ``python -m MODULE [--log-level LEVEL] ARGS`` with this interpreter."""
     level = ["--log-level", log_level] if log_level is not None else []

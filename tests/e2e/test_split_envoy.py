@@ -17,8 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import manifests
 import pytest
 import trustme
+from pki import write_pki
+from processes import eventually, free_port, stop_async
 
 from nantian import ir
 from nantian.controlplane.controller import Controller, ControllerOptions
@@ -32,68 +35,11 @@ ENVOY = shutil.which("envoy") or str(Path(__file__).resolve().parents[2] / ".ven
 WAIT = 30.0
 PORT = 8080
 
-MANIFESTS = """
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: nantian}}
-spec: {{controllerName: nantian.io/gateway-controller}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: nantian
-  listeners:
-  - {{name: http, port: {port}, protocol: HTTP}}
-  - name: https
-    port: {tls_port}
-    protocol: HTTPS
-    hostname: secure.example.com
-    tls: {{certificateRefs: [{{name: tls-cert}}]}}
-{extra}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {{name: web, namespace: default}}
-spec:
-  parentRefs: [{{name: gw}}]
-  rules:
-  - matches: [{{path: {{type: PathPrefix, value: /app}}}}]
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier: {{set: [{{name: x-rule, value: {rule}}}]}}
-    backendRefs: [{{name: echo, port: 80}}]
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: tls-cert, namespace: default}}
-type: kubernetes.io/tls
-data: {{tls.crt: {tls_crt}, tls.key: {tls_key}}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: default}}
-spec: {{ports: [{{port: 80, targetPort: {echo_port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: echo-1, namespace: default, labels: {{kubernetes.io/service-name: echo}}}}
-addressType: IPv4
-endpoints: [{{addresses: [127.0.0.1]}}]
-ports: [{{port: {echo_port}}}]
-"""
-
 
 def snapshot_address(controller: Controller) -> str:
     snapshot = controller.store.current
     assert snapshot is not None
     return snapshot.listeners[0].address
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 TLS_PORT = 8443
@@ -102,20 +48,35 @@ SERVING_CERT = SERVING.issue_cert("secure.example.com")
 
 
 def _write(directory: Path, echo_port: int, rule: str, extra_port: int | None = None) -> None:
-    extra = f"  - {{name: extra, port: {extra_port}, protocol: HTTP}}" if extra_port else ""
-    tmp = directory / "app.yaml.tmp"
-    tmp.write_text(
-        MANIFESTS.format(
-            port=PORT,
-            tls_port=TLS_PORT,
-            echo_port=echo_port,
-            rule=rule,
-            extra=extra,
-            tls_crt=base64.b64encode(SERVING_CERT.cert_chain_pems[0].bytes()).decode(),
-            tls_key=base64.b64encode(SERVING_CERT.private_key_pem.bytes()).decode(),
-        )
+    listeners = [
+        f"{{name: http, port: {PORT}, protocol: HTTP}}",
+        f"{{name: https, port: {TLS_PORT}, protocol: HTTPS, hostname: secure.example.com, "
+        "tls: {certificateRefs: [{name: tls-cert}]}}",
+    ]
+    if extra_port:
+        listeners.append(f"{{name: extra, port: {extra_port}, protocol: HTTP}}")
+    app_rule = (
+        "{matches: [{path: {type: PathPrefix, value: /app}}], filters: [{type: RequestHeaderModifier, "
+        f"requestHeaderModifier: {{set: [{{name: x-rule, value: {rule}}}]}}}}], "
+        "backendRefs: [{name: echo, port: 80}]}"
     )
-    tmp.rename(directory / "app.yaml")
+    tls_crt = base64.b64encode(SERVING_CERT.cert_chain_pems[0].bytes()).decode()
+    tls_key = base64.b64encode(SERVING_CERT.private_key_pem.bytes()).decode()
+    secret = f"""\
+apiVersion: v1
+kind: Secret
+metadata: {{name: tls-cert, namespace: default}}
+type: kubernetes.io/tls
+data: {{tls.crt: {tls_crt}, tls.key: {tls_key}}}
+"""
+    text = manifests.documents(
+        manifests.GATEWAY_CLASS,
+        manifests.gateway(*listeners),
+        manifests.http_route("web", app_rule),
+        secret,
+        manifests.backend("echo", echo_port),
+    )
+    manifests.write_atomically(directory / "app.yaml", text)
 
 
 async def _https_get(address: str, port: int, path: str) -> tuple[int, dict[str, object]]:
@@ -144,12 +105,7 @@ async def _https_get(address: str, port: int, path: str) -> tuple[int, dict[str,
 
 
 async def _eventually(condition: Callable[[], bool], what: str) -> None:
-    try:
-        async with asyncio.timeout(WAIT):
-            while not condition():  # noqa: ASYNC110 - an external process's state: poll it
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for: {what}") from None
+    await eventually(condition, what, within=WAIT, interval=0.1)
 
 
 async def _rule_seen(url: str) -> str | None:
@@ -160,8 +116,10 @@ async def _rule_seen(url: str) -> str | None:
         return None
     if response.status_code != 200:
         return None
-    value = response.json()["headers"].get("X-Rule")
-    return value[0] if isinstance(value, list) else value
+    value: object = response.json()["headers"].get("X-Rule")
+    if isinstance(value, list):
+        value = value[0]
+    return None if value is None else str(value)
 
 
 async def test_envoy_is_a_data_plane(tmp_path: Path) -> None:
@@ -170,17 +128,7 @@ async def test_envoy_is_a_data_plane(tmp_path: Path) -> None:
     async with EchoServer([ServeSpec(context=PodContext(pod="echo-1"), http=("127.0.0.1", 0))]) as echo:
         echo_port = echo.bound[0].port
         _write(config, echo_port, "one")
-        ca = trustme.CA()
-        pem = {
-            "ca": ca.cert_pem,
-            "cert": (server := ca.issue_cert("127.0.0.1")).cert_chain_pems[0],
-            "key": server.private_key_pem,
-            "client_cert": (client := ca.issue_cert("envoy-1")).cert_chain_pems[0],
-            "client_key": client.private_key_pem,
-        }
-        files = {name: tmp_path / f"{name}.pem" for name in pem}
-        for name, blob in pem.items():
-            blob.write_to_path(str(files[name]))
+        files = write_pki(tmp_path, "envoy-1")
         controller = Controller(
             ControllerOptions(
                 config_dir=config,
@@ -194,7 +142,7 @@ async def test_envoy_is_a_data_plane(tmp_path: Path) -> None:
             plugin_manager=make_plugin_manager(entry_points=False),
         )
         await controller.start()
-        offset = _free_port() - PORT
+        offset = free_port() - PORT
         boot = tmp_path / "envoy.json"
         boot.write_text(
             json.dumps(
@@ -249,13 +197,7 @@ async def test_envoy_is_a_data_plane(tmp_path: Path) -> None:
                 assert record.version_acked == acked
                 assert await _rule_seen(url) in ("two", "three")
         finally:
-            envoy.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await envoy.wait()
-            except TimeoutError:
-                envoy.kill()
-                await envoy.wait()
+            await stop_async(envoy, within=10)
             log.close()
             await controller.stop()
 
