@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -264,8 +264,15 @@ class Standalone:
         """One object of the admin API's resource view, with its status."""
         return self.admin.get(f"/api/v1/resources/{kind}/{namespace}/{name}").json()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Stop the process (see :meth:`Process.stop`) and close the admin client; the exit code."""
+        """Stop the process (see :meth:`Process.stop`) and close the admin client; the exit code. Leaving a
+        ``with`` block calls it."""
         try:
             return self.process.stop(sig)
         finally:
@@ -296,6 +303,11 @@ def echo(*args: str, timeout: float = WAIT) -> Iterator[Echo]:
         yield Echo(process, events)
     finally:
         process.stop()
+
+
+def quickstart_echo(pod: str) -> contextlib.AbstractContextManager[Echo]:
+    """``nantian echo`` as the quickstart's backend (``default/echo``) on a free port, answering as ``pod``."""
+    return echo("--port", "0", "--namespace", "default", "--service", "echo", "--pod", pod)
 
 
 def copy_quickstart(dest: Path, echo_port: int, *, address: str | None = None) -> Path:

@@ -21,13 +21,10 @@ def quickstart(tmp_path: Path) -> Iterator[tuple[str, processes.Process]]:
     """The quickstart manifests served by real processes; the echo port and the Gateway address are moved so
     that the test never collides with a running `make run`."""
     address = f"127.0.{random.randrange(20, 250)}.{random.randrange(2, 250)}"
-    with processes.echo("--port", "0", "--namespace", "default", "--service", "echo", "--pod", "echo-qs") as echo:
+    with processes.quickstart_echo("echo-qs") as echo:
         config = processes.copy_quickstart(tmp_path / "quickstart", echo.port(), address=address)
-        standalone = processes.Standalone(config, offset=OFFSET, log_level=None, capture=True, timeout=30)
-        try:
+        with processes.Standalone(config, offset=OFFSET, log_level=None, capture=True, timeout=30) as standalone:
             yield f"http://{address}:{8080 + OFFSET}", standalone.process
-        finally:
-            standalone.stop()
 
 
 def _get(url: str, headers: dict[str, str], deadline: float) -> httpx.Response:

@@ -100,12 +100,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     ]
     (config / "all.yaml").write_text(yaml.safe_dump_all(_manifests(ports)))
     offset = port_offset(ADDRESS, TLS, (TCP, UDP, TLS), kinds=(socket.SOCK_STREAM, socket.SOCK_DGRAM))
-    with processes.echo(*(arg for spec in serve for arg in ("--serve", spec))):
-        standalone = processes.Standalone(config, "--drain-timeout", "2", offset=offset)
-        try:
-            yield Deployment(offset=offset, ca=ca)
-        finally:
-            standalone.stop()
+    with (
+        processes.echo(*(arg for spec in serve for arg in ("--serve", spec))),
+        processes.Standalone(config, "--drain-timeout", "2", offset=offset),
+    ):
+        yield Deployment(offset=offset, ca=ca)
 
 
 async def _line_echo(port: int, tls: ssl.SSLContext | None = None, sni: str | None = None) -> dict[str, Any]:

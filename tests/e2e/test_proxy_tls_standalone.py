@@ -87,12 +87,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     http_port, grpc_port = free_port(), free_port()
     (config / "all.yaml").write_text(yaml.safe_dump_all(_manifests(cert, http_port, grpc_port)))
     offset = port_offset(ADDRESS, 8443, (8080,))
-    with processes.echo("--port", str(http_port), "--grpc-port", str(grpc_port), "--pod", "p1"):
-        standalone = processes.Standalone(config, "--drain-timeout", "2", offset=offset)
-        try:
-            yield Deployment(https_port=8443 + offset, grpc_port=8080 + offset, ca=ca)
-        finally:
-            standalone.stop()
+    with (
+        processes.echo("--port", str(http_port), "--grpc-port", str(grpc_port), "--pod", "p1"),
+        processes.Standalone(config, "--drain-timeout", "2", offset=offset),
+    ):
+        yield Deployment(https_port=8443 + offset, grpc_port=8080 + offset, ca=ca)
 
 
 def _get(d: Deployment, sni: str, host: str, *, http2: bool) -> httpx.Response:

@@ -32,17 +32,14 @@ class Gateway(processes.Standalone):
 
 @pytest.fixture
 def echo_port() -> Iterator[int]:
-    with processes.echo("--port", "0", "--namespace", "default", "--service", "echo", "--pod", "echo-test") as echo:
+    with processes.quickstart_echo("echo-test") as echo:
         yield echo.port()
 
 
 @pytest.fixture
 def gateway(tmp_path: Path, echo_port: int) -> Iterator[Gateway]:
-    gw = Gateway(processes.copy_quickstart(tmp_path, echo_port))
-    try:
+    with Gateway(processes.copy_quickstart(tmp_path, echo_port)) as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 def test_admin_contract_and_traffic(gateway: Gateway) -> None:
