@@ -11,7 +11,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -22,6 +21,8 @@ import grpc
 import grpc.aio
 import httpx
 import pytest
+from processes import free_port
+from snapshots import http_listener, local_cluster, prefix_route
 
 from nantian import ir
 from nantian._proto.gateway_api_conformance import grpcecho_pb2, grpcecho_pb2_grpc
@@ -32,12 +33,6 @@ pytestmark = pytest.mark.e2e
 
 TIMEOUT = 10.0
 SERVICE = "gateway_api_conformance.echo_basic.grpcecho.GrpcEcho"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class FailingEcho(grpcecho_pb2_grpc.GrpcEchoServicer):  # type: ignore[misc]
@@ -54,22 +49,6 @@ class FailingEcho(grpcecho_pb2_grpc.GrpcEchoServicer):  # type: ignore[misc]
 
     async def EchoTwo(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await context.abort(grpc.StatusCode.NOT_FOUND, "echo two is gone")
-
-
-def _route(name: str, prefix: str, cluster: str, *, grpc_route: bool = False) -> ir.HttpRoute:
-    return ir.HttpRoute(
-        name=f"HTTPRoute/ns/{name}/0/0",
-        route=f"HTTPRoute/ns/{name}",
-        match=ir.HttpMatch(path=ir.PathMatch(type=ir.PathMatchType.PREFIX, value=prefix)),
-        backends=(ir.WeightedCluster(cluster=cluster),),
-        grpc=grpc_route,
-    )
-
-
-def _cluster(name: str, port: int, protocol: ir.AppProtocol) -> ir.Cluster:
-    return ir.Cluster(
-        name=name, protocol=protocol, endpoints=(ir.Endpoint(address="127.0.0.1", port=port),), connect_timeout=2.0
-    )
 
 
 @attrs.define
@@ -92,30 +71,22 @@ async def proxy_env() -> AsyncIterator[Env]:
 
         port = free_port()
         routes = (
-            _route("grpc", f"/{SERVICE}/", "ns/grpc:9000", grpc_route=True),
-            _route("dead", "/dead.Service/", "ns/dead:9000", grpc_route=True),
-            _route("ws", "/ws", "ns/echo-ws:3000"),
-            _route("h2c", "/h2c", "ns/echo-h2c:3001"),
-            _route("h1", "/h1", "ns/echo:3000"),
-        )
-        listener = ir.Listener(
-            name="ns/gw/80/HTTP",
-            gateway="ns/gw",
-            address="127.0.0.1",
-            port=port,
-            protocol=ir.Protocol.HTTP,
-            virtual_hosts=(ir.VirtualHost(section="ns/gw/http", section_hostname=None, hostname="*", routes=routes),),
+            prefix_route("grpc", f"/{SERVICE}/", "ns/grpc:9000", grpc=True),
+            prefix_route("dead", "/dead.Service/", "ns/dead:9000", grpc=True),
+            prefix_route("ws", "/ws", "ns/echo-ws:3000"),
+            prefix_route("h2c", "/h2c", "ns/echo-h2c:3001"),
+            prefix_route("h1", "/h1", "ns/echo:3000"),
         )
         clusters = [
-            _cluster("ns/grpc:9000", grpc_port, ir.AppProtocol.H2C),
-            _cluster("ns/dead:9000", free_port(), ir.AppProtocol.H2C),
-            _cluster("ns/echo-ws:3000", ports["http"], ir.AppProtocol.WEBSOCKET),
-            _cluster("ns/echo-h2c:3001", ports["h2c"], ir.AppProtocol.H2C),
-            _cluster("ns/echo:3000", ports["http"], ir.AppProtocol.HTTP1),
+            local_cluster("ns/grpc:9000", grpc_port, ir.AppProtocol.H2C),
+            local_cluster("ns/dead:9000", free_port(), ir.AppProtocol.H2C),
+            local_cluster("ns/echo-ws:3000", ports["http"], ir.AppProtocol.WEBSOCKET),
+            local_cluster("ns/echo-h2c:3001", ports["h2c"], ir.AppProtocol.H2C),
+            local_cluster("ns/echo:3000", ports["http"], ir.AppProtocol.HTTP1),
         ]
         runtime = ProxyRuntime(RuntimeOptions(access_log=False, drain_timeout=1.0))
         stack.push_async_callback(runtime.close)
-        result = await runtime.apply(ir.Snapshot.build([listener], clusters))
+        result = await runtime.apply(ir.Snapshot.build([http_listener(port, routes)], clusters))
         assert not result.failed, result.failed
         yield Env(port=port, runtime=runtime)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -13,6 +12,8 @@ import h2.connection
 import h2.events
 import h2.settings
 import pytest
+from processes import free_port
+from snapshots import http_listener, local_cluster, prefix_route
 
 from nantian import ir
 from nantian.echo import EchoServer, PodContext, ServeSpec
@@ -23,40 +24,17 @@ pytestmark = pytest.mark.e2e
 TIMEOUT = 10.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @asynccontextmanager
 async def proxy_with_websocket_backend() -> AsyncIterator[int]:
     async with AsyncExitStack() as stack:
         echo = EchoServer([ServeSpec(context=PodContext(pod="ws"), http=("127.0.0.1", 0))])
         await stack.enter_async_context(echo)
         port = free_port()
-        route = ir.HttpRoute(
-            name="HTTPRoute/ns/ws/0/0",
-            route="HTTPRoute/ns/ws",
-            match=ir.HttpMatch(path=ir.PathMatch(value="/ws")),
-            backends=(ir.WeightedCluster(cluster="ns/ws:3000"),),
-        )
-        listener = ir.Listener(
-            name="ns/gw/80/HTTP",
-            gateway="ns/gw",
-            address="127.0.0.1",
-            port=port,
-            protocol=ir.Protocol.HTTP,
-            virtual_hosts=(ir.VirtualHost(section="ns/gw/http", section_hostname=None, hostname="*", routes=(route,)),),
-        )
-        cluster = ir.Cluster(
-            name="ns/ws:3000",
-            protocol=ir.AppProtocol.WEBSOCKET,
-            endpoints=(ir.Endpoint(address="127.0.0.1", port=echo.bound[0].port),),
-        )
+        route = prefix_route("ws", "/ws", "ns/ws:3000")
+        cluster = local_cluster("ns/ws:3000", echo.bound[0].port, ir.AppProtocol.WEBSOCKET, connect_timeout=5.0)
         runtime = ProxyRuntime(RuntimeOptions(access_log=False, drain_timeout=1.0))
         stack.push_async_callback(runtime.close)
-        await runtime.apply(ir.Snapshot.build([listener], [cluster]))
+        await runtime.apply(ir.Snapshot.build([http_listener(port, [route])], [cluster]))
         yield port
 
 

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
+from processes import ROOT, free_port, stop_async
 
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _backend() -> tuple[asyncio.Server, int, list[bytes], list[asyncio.StreamWriter]]:
@@ -45,7 +36,7 @@ async def _backend() -> tuple[asyncio.Server, int, list[bytes], list[asyncio.Str
 @pytest.mark.parametrize("variant", ["full", "passthrough"])
 async def test_bench_config_serves_the_measured_route(variant: str) -> None:
     server, backend_port, heads, writers = await _backend()
-    proxy_port = _free_port()
+    proxy_port = free_port()
     env = {**os.environ, "BACKEND_HOST": "127.0.0.1", "BACKEND_PORT": str(backend_port), "PROXY_PORT": str(proxy_port)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -76,9 +67,7 @@ async def test_bench_config_serves_the_measured_route(variant: str) -> None:
         assert (b"x-gateway: nantian" in head) == (variant == "full")
         assert (r.headers.get("x-served-by") == "nantian") == (variant == "full")
     finally:
-        proc.terminate()
-        async with asyncio.timeout(10):
-            await proc.wait()
+        await stop_async(proc, within=10)
         for w in writers:
             w.close()
         server.close()

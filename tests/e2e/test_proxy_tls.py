@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from processes import free_port
+from snapshots import http_listener, local_cluster, prefix_route
 
 from nantian import ir
 from nantian.echo import EchoServer, PodContext, ServeSpec
@@ -26,12 +27,6 @@ pytestmark = pytest.mark.e2e
 
 TIMEOUT = 10.0
 SNI_NAMES = ("example.org", "second-example.org", "*.wildcard.org", "unknown-example.org")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pem_secret(name: str, cert: trustme.LeafCert) -> ir.Secret:
@@ -77,22 +72,6 @@ def client_ca() -> trustme.CA:
     return trustme.CA()
 
 
-def _route(name: str, cluster: str) -> ir.HttpRoute:
-    return ir.HttpRoute(
-        name=f"HTTPRoute/ns/{name}/0/0", route=f"HTTPRoute/ns/{name}", backends=(ir.WeightedCluster(cluster=cluster),)
-    )
-
-
-def _cluster(name: str, port: int, *, protocol: ir.AppProtocol = ir.AppProtocol.HTTP1, **kw: object) -> ir.Cluster:
-    return ir.Cluster(
-        name=name,
-        protocol=protocol,
-        endpoints=(ir.Endpoint(address="127.0.0.1", port=port),),
-        connect_timeout=2.0,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
 @asynccontextmanager
 async def proxy(
     listener: ir.Listener, clusters: list[ir.Cluster], secrets: list[ir.Secret]
@@ -135,7 +114,7 @@ def _misdirected_listener(port: int) -> ir.Listener:
                 section=f"ns/gw/{section}",
                 section_hostname=hostname,
                 hostname=vhost,
-                routes=(_route(section, cluster),),
+                routes=(prefix_route(section, "/", cluster),),
             )
             for section, hostname, vhost, cluster in sections
         ),
@@ -166,7 +145,7 @@ async def test_sni_section_and_host_mismatch_is_421(ca: trustme.CA) -> None:
         ports = {b.pod: b.port for b in echo.bound}
         port = free_port()
         cert = ca.issue_cert(*SNI_NAMES, "third-example.wildcard.org", "fourth-example.wildcard.org")
-        clusters = [_cluster(f"ns/{pod}:80", ports[pod]) for pod in ("v1", "v2", "v3")]
+        clusters = [local_cluster(f"ns/{pod}:80", ports[pod]) for pod in ("v1", "v2", "v3")]
         client_ctx = ssl.create_default_context()
         ca.configure_trust(client_ctx)
         async with proxy(_misdirected_listener(port), clusters, [_pem_secret("ns/cert", cert)]):
@@ -204,7 +183,10 @@ async def test_frontend_mtls_allow_valid_only(ca: trustme.CA, client_ca: trustme
             ),
             virtual_hosts=(
                 ir.VirtualHost(
-                    section="ns/gw/https", section_hostname=None, hostname="*", routes=(_route("r", "ns/v1:80"),)
+                    section="ns/gw/https",
+                    section_hostname=None,
+                    hostname="*",
+                    routes=(prefix_route("r", "/", "ns/v1:80"),),
                 ),
             ),
         )
@@ -212,7 +194,7 @@ async def test_frontend_mtls_allow_valid_only(ca: trustme.CA, client_ca: trustme
             _pem_secret("ns/cert", ca.issue_cert("secure.example")),
             ir.Secret(name="ns/client-ca", ca_bundle=client_ca.cert_pem.bytes().decode()),
         ]
-        async with proxy(listener, [_cluster("ns/v1:80", echo.bound[0].port)], secrets):
+        async with proxy(listener, [local_cluster("ns/v1:80", echo.bound[0].port)], secrets):
             url = f"https://127.0.0.1:{port}/"
             ext = {"sni_hostname": "secure.example"}
             anonymous = ssl.create_default_context()
@@ -254,29 +236,13 @@ async def test_tls_to_backends_http1_and_h2(ca: trustme.CA, tmp_path: Path) -> N
         port = free_port()
         upstream_tls = ir.UpstreamTls(sni="backend.internal", ca_secrets=("ns/backend-ca",))
         clusters = [
-            _cluster("ns/h1:443", https_port, tls=upstream_tls),
-            _cluster("ns/h2:443", https_port, protocol=ir.AppProtocol.H2C, tls=upstream_tls),
-            _cluster(
+            local_cluster("ns/h1:443", https_port, tls=upstream_tls),
+            local_cluster("ns/h2:443", https_port, protocol=ir.AppProtocol.H2C, tls=upstream_tls),
+            local_cluster(
                 "ns/wrong:443", https_port, tls=ir.UpstreamTls(sni="other.internal", ca_secrets=("ns/backend-ca",))
             ),
         ]
-        routes = tuple(
-            ir.HttpRoute(
-                name=f"HTTPRoute/ns/{n}/0/0",
-                route=f"HTTPRoute/ns/{n}",
-                match=ir.HttpMatch(path=ir.PathMatch(value=f"/{n}")),
-                backends=(ir.WeightedCluster(cluster=f"ns/{n}:443"),),
-            )
-            for n in ("h1", "h2", "wrong")
-        )
-        listener = ir.Listener(
-            name="ns/gw/80/HTTP",
-            gateway="ns/gw",
-            address="127.0.0.1",
-            port=port,
-            protocol=ir.Protocol.HTTP,
-            virtual_hosts=(ir.VirtualHost(section="ns/gw/http", section_hostname=None, hostname="*", routes=routes),),
-        )
+        listener = http_listener(port, [prefix_route(n, f"/{n}", f"ns/{n}:443") for n in ("h1", "h2", "wrong")])
         secrets = [ir.Secret(name="ns/backend-ca", ca_bundle=backend_ca.cert_pem.bytes().decode())]
         async with proxy(listener, clusters, secrets), httpx.AsyncClient(timeout=TIMEOUT) as c:
             r1 = await c.get(f"http://127.0.0.1:{port}/h1")

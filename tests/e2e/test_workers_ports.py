@@ -9,6 +9,7 @@ import sys
 
 import httpx
 import pytest
+from processes import free_port
 
 from nantian import ir
 from nantian.errors import ConfigRejected
@@ -16,12 +17,6 @@ from nantian.proxy import ProxyRuntime, RuntimeOptions
 from nantian.proxy.workers import WorkerChannel, WorkerChannelServer, WorkerSupervisor
 
 GATEWAY = "ns/gw"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _snapshot(port: int) -> ir.Snapshot:
@@ -62,7 +57,7 @@ async def _worker(channel_path: str) -> tuple[ProxyRuntime, WorkerChannel]:
 
 
 async def test_one_process_never_shares_a_taken_port() -> None:
-    port = _free_port()
+    port = free_port()
     with socket.socket() as other:
         other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         other.bind(("127.0.0.1", port))
@@ -74,7 +69,7 @@ async def test_one_process_never_shares_a_taken_port() -> None:
 
 
 async def test_workers_share_a_port_and_release_it() -> None:
-    port = _free_port()
+    port = free_port()
     server = WorkerChannelServer()
     await server.start()
     try:
@@ -106,7 +101,7 @@ async def test_workers_share_a_port_and_release_it() -> None:
 
 
 async def test_a_port_held_by_another_reuseport_process_is_refused() -> None:
-    port = _free_port()
+    port = free_port()
     server = WorkerChannelServer()
     await server.start()
     try:
@@ -129,13 +124,13 @@ async def test_a_worker_sees_its_supervisor_go_away() -> None:
     server = WorkerChannelServer()
     await server.start()
     rt, channel = await _worker(server.path)
-    port = _free_port()
+    port = free_port()
     await channel.claim("127.0.0.1", port)  # a round trip: the parent knows this worker
     assert server.anchored() == {("127.0.0.1", port)}
     await server.close()
     await asyncio.wait_for(channel.closed.wait(), 5.0)
     with pytest.raises(OSError):
-        await channel.claim("127.0.0.1", _free_port())
+        await channel.claim("127.0.0.1", free_port())
     await rt.close()
     await channel.close()
 
