@@ -20,11 +20,11 @@ def prefix_route(name: str, prefix: str, cluster: str, *, grpc: bool = False) ->
     )
 
 
-def http_listener(port: int, routes: Sequence[ir.HttpRoute]) -> ir.Listener:
-    """The listener ``ns/gw/80/HTTP`` moved to 127.0.0.1:``port``: section ``ns/gw/http``, one ``*`` virtual host."""
+def http_listener(port: int, routes: Sequence[ir.HttpRoute], *, name: str = f"{GATEWAY}/80/HTTP") -> ir.Listener:
+    """The listener ``name`` on 127.0.0.1:``port``: section ``ns/gw/http``, one ``*`` virtual host with ``routes``."""
     vhost = ir.VirtualHost(section=f"{GATEWAY}/http", section_hostname=None, hostname="*", routes=tuple(routes))
     return ir.Listener(
-        name=f"{GATEWAY}/80/HTTP",
+        name=name,
         gateway=GATEWAY,
         address="127.0.0.1",
         port=port,

@@ -10,13 +10,12 @@ import sys
 import httpx
 import pytest
 from processes import free_port
+from snapshots import GATEWAY, http_listener
 
 from nantian import ir
 from nantian.errors import ConfigRejected
 from nantian.proxy import ProxyRuntime, RuntimeOptions
 from nantian.proxy.workers import WorkerChannel, WorkerChannelServer, WorkerSupervisor
-
-GATEWAY = "ns/gw"
 
 
 def _snapshot(port: int) -> ir.Snapshot:
@@ -26,16 +25,7 @@ def _snapshot(port: int) -> ir.Snapshot:
         route="HTTPRoute/ns/r",
         redirect=ir.Redirect(hostname="elsewhere.example", status_code=302),
     )
-    vhost = ir.VirtualHost(section=f"{GATEWAY}/http", section_hostname=None, hostname="*", routes=(route,))
-    lst = ir.Listener(
-        name=f"{GATEWAY}/{port}/HTTP",
-        gateway=GATEWAY,
-        address="127.0.0.1",
-        port=port,
-        protocol=ir.Protocol.HTTP,
-        virtual_hosts=(vhost,),
-    )
-    return ir.Snapshot.build([lst], [])
+    return ir.Snapshot.build([http_listener(port, [route], name=f"{GATEWAY}/{port}/HTTP")], [])
 
 
 def _plain_bind_fails(port: int) -> bool:
