@@ -101,6 +101,12 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
 
 # --- standalone ----------------------------------------------------------------------------------------
+def _access_log_path(value: str) -> str:
+    from nantian.proxy.access_log import access_log_argument  # only when the flag is given: nantian.proxy is heavy
+
+    return access_log_argument(value)
+
+
 def _cmd_standalone(args: argparse.Namespace) -> int:
     from nantian.controlplane.standalone import StandaloneOptions, run_standalone
     from nantian.proxy.stream_options import stream_options_from
@@ -159,6 +165,7 @@ def build_parser(*, stream_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--access-log",
         metavar="PATH",
+        type=_access_log_path,
         help="HTTP access log file, written in batches (- for stdout); default: the nantian.access logger",
     )
     if stream_flags:

@@ -32,6 +32,7 @@ from nantian.eventloop import run_app, stop_on_signals
 from nantian.ir import Snapshot
 from nantian.plugins import get_plugin_manager
 from nantian.proxy import ProxyRuntime, RuntimeOptions
+from nantian.proxy.access_log import access_log_argument
 from nantian.proxy.stream_options import StreamOptions, add_stream_arguments, stream_arguments, stream_options_from
 from nantian.proxy.workers import (
     WorkerChannel,
@@ -423,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--access-log",
         metavar="PATH",
+        type=access_log_argument,
         help="HTTP access log file, written in batches (- for stdout); default: the nantian.access logger",
     )
     add_stream_arguments(p)

@@ -11,14 +11,26 @@ otherwise (``access listener=... route=... status=...``).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import time
 
-__all__ = ["AccessLogFile"]
+__all__ = ["AccessLogFile", "access_log_argument"]
 
 log = logging.getLogger(__name__)
+
+
+def access_log_argument(value: str) -> str:
+    """An ``--access-log`` value: ``-`` or a file that can be opened for appending (created if missing)."""
+    if value == "-":
+        return value
+    try:
+        os.close(os.open(value, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write the access log {value!r}: {exc.strerror}") from exc
+    return value
 
 
 class AccessLogFile:

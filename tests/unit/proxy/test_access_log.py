@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from http1_harness import Upstream, cluster, free_port, listener, route, running, snapshot
 
 from nantian.proxy.access_log import AccessLogFile
@@ -91,11 +92,30 @@ async def test_access_log_off_writes_nothing(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_proxy_workers_get_the_parents_access_log_flag() -> None:
+def test_proxy_workers_get_the_parents_access_log_flag(tmp_path: Path) -> None:
     from nantian.dataplane import app
 
-    parent = app.ProxyOptions(node_id="p", workers=2, access_log="/var/log/nantian/access.log")
+    path = str(tmp_path / "access.log")
+    parent = app.ProxyOptions(node_id="p", workers=2, access_log=path)
     worker = app.options_from(app.build_parser().parse_args(app.worker_arguments(parent, 0, "/tmp/channel")))
-    assert worker.access_log == "/var/log/nantian/access.log"
+    assert worker.access_log == path
     plain = app.options_from(app.build_parser().parse_args(app.worker_arguments(app.ProxyOptions(), 0, "/tmp/c")))
     assert plain.access_log is None
+
+
+def test_an_unwritable_access_log_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nantian import cli
+    from nantian.dataplane import app
+
+    missing_dir = tmp_path / "no" / "such" / "dir" / "access.log"
+    for parser, argv in (
+        (app.build_parser(), ["--access-log", str(missing_dir)]),
+        (cli.build_parser(), ["standalone", "--config-dir", str(tmp_path), "--access-log", str(missing_dir)]),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(argv)
+        assert exit_info.value.code == 2
+        assert "cannot write the access log" in capsys.readouterr().err
+    ok = tmp_path / "access.log"
+    assert app.options_from(app.build_parser().parse_args(["--access-log", str(ok)])).access_log == str(ok)
+    assert ok.exists()
