@@ -40,6 +40,7 @@ MODULES = (
     "nantian.proxy.header_edits",
     "nantian.proxy.handler",
     "nantian.proxy.http1_response",
+    "nantian.proxy.messages",
     "nantian.proxy.metrics",
     "nantian.proxy.route_plan",
     "nantian.proxy.router",
@@ -49,7 +50,8 @@ MODULES = (
 
 Not here on purpose: modules whose classes users subclass. mypyc makes a ``typing.Protocol`` class a "trait" that
 interpreted classes cannot inherit from, so the plugin-facing interfaces (:mod:`nantian.proxy.exchange`,
-:mod:`nantian.proxy.filters`) stay interpreted; their hot helpers live in :mod:`nantian.proxy.header_edits`."""
+:mod:`nantian.proxy.filters`) stay interpreted; the values and helpers they re-export live in compiled modules
+(:mod:`nantian.proxy.messages`, :mod:`nantian.proxy.header_edits`)."""
 
 _SRC = Path(__file__).resolve().parent.parent
 MANIFEST = Path(__file__).resolve().with_name("_native.json")

@@ -67,9 +67,9 @@ def test_hashes_cover_every_compiled_module(tmp_path: Path) -> None:
 def test_plugin_facing_interfaces_can_be_subclassed_whether_compiled_or_not() -> None:
     """mypyc makes a Protocol class a trait no interpreted class may inherit from: the interfaces users implement
     must stay in modules that are not compiled."""
-    from nantian.proxy import exchange, filters
+    from nantian.proxy import exchange, filters, interfaces
 
-    interfaces = [
+    protocols = [
         filters.HttpFilter,
         exchange.ExchangeHandler,
         exchange.ResponseSink,
@@ -78,10 +78,10 @@ def test_plugin_facing_interfaces_can_be_subclassed_whether_compiled_or_not() ->
         exchange.EndpointPool,
         exchange.UpstreamResponse,
     ]
-    for interface in interfaces:
+    for interface in protocols:
         subclass = type(f"My{interface.__name__}", (interface,), {})  # a TypeError if the interface were a trait
         assert interface in subclass.__mro__
-    for module in (exchange, filters):
+    for module in (exchange, filters, interfaces):
         assert module.__name__ not in _native.MODULES and str(module.__file__).endswith(".py")
 
 
