@@ -34,6 +34,7 @@ from nantian.proxy import ProxyRuntime, RuntimeOptions
 from nantian.proxy.asyncio_http1 import Http1Server
 from nantian.proxy.handler import CompiledListener
 from nantian.proxy.upstream_http1 import Http1Connection, Http1Pool
+from nantian.testing.memory_transport import MemoryTransport
 
 RESULTS = Path(__file__).parent / "results" / "proxy_hotpath.json"
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
@@ -43,45 +44,6 @@ RESPONSE = (
     b"Content-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n"
 )
 """What the kit's nginx backend answers."""
-
-
-class _Transport:
-    """Collects writes; enough of a uvloop transport for the HTTP/1.1 protocols."""
-
-    def __init__(self, peer: tuple[str, int]) -> None:
-        self.written: list[bytes] = []
-        self._peer = peer
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def writelines(self, parts: list[bytes]) -> None:
-        self.written.extend(parts)
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return self._peer if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        pass
 
 
 async def _measure(variant: str, n: int, profile: bool, access_log: str) -> float:
@@ -101,7 +63,7 @@ async def _measure(variant: str, n: int, profile: bool, access_log: str) -> floa
         assert ref is not None
         listener = ref.current
         assert isinstance(listener, CompiledListener)
-        down = _Transport(("127.0.0.1", 40000))
+        down = MemoryTransport(("127.0.0.1", 40000))
         server = Http1Server(ref, connections=set())
         server.connection_made(cast(Any, down))
         # the measured route's one upstream pool, with one idle keep-alive connection on an in-memory transport
@@ -116,7 +78,7 @@ async def _measure(variant: str, n: int, profile: bool, access_log: str) -> floa
         pool = backend.cluster.pick()
         assert isinstance(pool, Http1Pool)
         conn = Http1Connection(pool)
-        up = _Transport(("127.0.0.1", 9))
+        up = MemoryTransport(("127.0.0.1", 9))
         conn.connection_made(cast(Any, up))
         pool._release(conn)
 

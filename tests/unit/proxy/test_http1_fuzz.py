@@ -11,42 +11,7 @@ from hypothesis import strategies as st
 
 from nantian.proxy.asyncio_http1 import Http1Server
 from nantian.proxy.exchange import Exchange, ListenerRef
-
-
-class _Transport:
-    def __init__(self) -> None:
-        self.out: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        self.out.append(data)
-
-    def writelines(self, parts: list[bytes]) -> None:
-        self.out.extend(parts)
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 1) if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def can_write_eof(self) -> bool:
-        return False
-
-    def write_eof(self) -> None:
-        pass
+from nantian.testing.memory_transport import MemoryTransport
 
 
 class _Ok:
@@ -86,7 +51,7 @@ class _Errors(logging.Handler):
         self.records.append(record)
 
 
-async def _run(data: bytes, byte_by_byte: bool) -> _Transport:
+async def _run(data: bytes, byte_by_byte: bool) -> MemoryTransport:
     errors = _Errors()
     logging.getLogger().addHandler(errors)
     try:
@@ -97,8 +62,8 @@ async def _run(data: bytes, byte_by_byte: bool) -> _Transport:
     return transport
 
 
-async def _feed(data: bytes, byte_by_byte: bool) -> _Transport:
-    transport = _Transport()
+async def _feed(data: bytes, byte_by_byte: bool) -> MemoryTransport:
+    transport = MemoryTransport(can_write_eof=False)
     server = Http1Server(ListenerRef(name="l", current=_Ok()))
     server.connection_made(transport)  # type: ignore[arg-type]
     chunks = [data[i : i + 1] for i in range(len(data))] if byte_by_byte else [data]
@@ -121,7 +86,7 @@ async def _feed(data: bytes, byte_by_byte: bool) -> _Transport:
 )
 def test_front_end_never_raises(data: bytes, byte_by_byte: bool) -> None:
     transport = asyncio.run(_run(data, byte_by_byte))
-    out = b"".join(transport.out)
+    out = b"".join(transport.written)
     if out:
         assert out.startswith(b"HTTP/1.1 ")
         for status in out.split(b"HTTP/1.1 ")[1:]:
@@ -130,6 +95,6 @@ def test_front_end_never_raises(data: bytes, byte_by_byte: bool) -> None:
 
 def test_whole_and_byte_by_byte_give_the_same_answers() -> None:
     data = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
-    whole = b"".join(asyncio.run(_run(data, False)).out)
-    split = b"".join(asyncio.run(_run(data, True)).out)
+    whole = b"".join(asyncio.run(_run(data, False)).written)
+    split = b"".join(asyncio.run(_run(data, True)).written)
     assert whole == split and whole.count(b"HTTP/1.1 200") == 2
