@@ -9,7 +9,8 @@ import asyncio
 import logging
 
 from nantian.proxy.access_log import AccessLogFile
-from nantian.proxy.exchange import Exchange
+from nantian.proxy.bodies import BytesBody, StreamBody
+from nantian.proxy.exchange import EmptyBody, Exchange
 from nantian.proxy.metrics import ProxyMetrics
 from nantian.proxy.route_plan import Outcome, RoutePlan, answer
 from nantian.proxy.router import HostMap, RouteTable, host_of, split_target
@@ -114,7 +115,13 @@ class CompiledListener:
         if out is None and not access_log.isEnabledFor(logging.INFO):
             return
         head = exchange.head
-        received = getattr(exchange.body, "received", None)
+        body = exchange.body
+        if isinstance(body, (EmptyBody, BytesBody)):  # complete bodies (getattr with a default would raise inside)
+            received: int | None = body.content_length or 0
+        elif isinstance(body, StreamBody):
+            received = body.received
+        else:
+            received = getattr(body, "received", None)
         upstream = outcome.upstream_seconds
         line = _ACCESS_LINE % (
             self.name,
@@ -126,7 +133,7 @@ class CompiledListener:
             outcome.status,
             elapsed * 1000.0,
             "-" if upstream is None else "%.3f" % (upstream * 1000.0),
-            received if received is not None else (exchange.body.content_length or 0),
+            received if received is not None else (body.content_length or 0),
             outcome.bytes_out,
             head.client[0] if head.client is not None else "-",
             head.http_version,
