@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["MANIFEST", "MODULES", "compiled", "extension_modules", "guard", "source_hashes"]
+__all__ = ["MANIFEST", "MODULES", "SOURCE_ROOT", "compiled", "extension_modules", "guard", "source_hashes"]
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,14 @@ interpreted classes cannot inherit from, so the plugin-facing interfaces (:mod:`
 :mod:`nantian.proxy.filters`) stay interpreted; the values and helpers they re-export live in compiled modules
 (:mod:`nantian.proxy.messages`, :mod:`nantian.proxy.header_edits`)."""
 
-_SRC = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+"""The directory holding the ``nantian`` package (``src/`` in a checkout)."""
 MANIFEST = Path(__file__).resolve().with_name("_native.json")
 """``{"modules": {name: sha256 of its source}}`` as of the last build."""
 
 
 def source_of(module: str) -> Path:
-    return _SRC.joinpath(*module.split(".")).with_suffix(".py")
+    return SOURCE_ROOT.joinpath(*module.split(".")).with_suffix(".py")
 
 
 def source_hashes(modules: Sequence[str] = MODULES) -> dict[str, str]:
@@ -80,7 +81,7 @@ def extension_modules() -> set[str]:
     """Every module of the compiled packages that has an extension file next to its source (built, or stale)."""
     found: set[str] = set()
     for package in {m.rpartition(".")[0] for m in MODULES}:
-        directory = _SRC.joinpath(*package.split("."))
+        directory = SOURCE_ROOT.joinpath(*package.split("."))
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             for path in directory.glob("*" + suffix):
                 stem = path.name[: -len(suffix)]

@@ -21,12 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from nantian._native import MANIFEST, MODULES, extension_modules, source_hashes, source_of
+from nantian._native import MANIFEST, MODULES, SOURCE_ROOT, extension_modules, source_hashes, source_of
 
 __all__ = ["build", "clean"]
 
 GROUP = "nantian._hotpath"
-_SRC = Path(__file__).resolve().parent.parent
 
 
 def _artifacts() -> list[Path]:
@@ -38,7 +37,7 @@ def _artifacts() -> list[Path]:
         for suffix in importlib.machinery.EXTENSION_SUFFIXES
         if stem.with_name(stem.name + suffix).exists()
     ]
-    paths.extend(_SRC.joinpath("nantian").glob("_hotpath__mypyc*"))
+    paths.extend(SOURCE_ROOT.joinpath("nantian").glob("_hotpath__mypyc*"))
     return paths
 
 
@@ -56,11 +55,11 @@ def build(jobs: int = 2) -> None:
 
     clean()
     hashes = source_hashes()
-    build_dir = _SRC.parent / "build" / "mypyc"
+    build_dir = SOURCE_ROOT.parent / "build" / "mypyc"
     cwd = os.getcwd()
-    os.chdir(_SRC)  # mypyc names modules by their paths from here
+    os.chdir(SOURCE_ROOT)  # mypyc names modules by their paths from here
     try:
-        paths = [str(source_of(m).relative_to(_SRC)) for m in MODULES]
+        paths = [str(source_of(m).relative_to(SOURCE_ROOT)) for m in MODULES]
         extensions = mypycify(paths, opt_level="3", group_name=GROUP, target_dir=str(build_dir))
         setup(
             name="nantian-hotpath",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from nantian.errors import RemoteProtocolError
 from nantian.proxy.exchange import BodySource, Headers
 
-__all__ = ["BytesBody", "RecordingBody", "StreamBody"]
+__all__ = ["BytesBody", "RecordingBody", "StreamBody", "Tunnel"]
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
@@ -219,3 +219,24 @@ class _Replay:
         if self._rec.finished.is_set():
             return b""
         return await self._rec._pull()
+
+
+class Tunnel:
+    """The reading half of an upgraded (tunnelled) HTTP/1.1 connection, shared by the downstream and upstream
+    sides: bytes fed by the protocol are read with flow control; the end or a broken stream reads as ``b""``.
+    Subclasses add ``write``, ``write_eof`` and ``close`` for their connection."""
+
+    def __init__(self, pause: Callable[[], None], resume: Callable[[], None]) -> None:
+        self._body = StreamBody(None, pause, resume)
+
+    def feed(self, data: bytes) -> None:
+        self._body.feed(data)
+
+    def feed_eof(self) -> None:
+        self._body.finish()
+
+    async def read(self) -> bytes:
+        try:
+            return await self._body.read()
+        except RemoteProtocolError:
+            return b""

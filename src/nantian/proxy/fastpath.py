@@ -149,11 +149,7 @@ class FastForward:
             self._timer = self._deadlines.add(deadline, self)
         self.pool._active += 1
         self.listener.metrics.counts["fast_path"] += 1
-        # route-level response header edits that only append are done on the raw block too (on_raw_head)
-        raw = self.backend.response_headers is None and (
-            plan.route.response_headers is None or plan.response_edit is not None
-        )
-        self.conn.start(req, self, body=body, raw=raw)
+        self.conn.start(req, self, body=body, raw=plan.raw_response_ok and self.backend.response_headers is None)
 
     # -- the upstream response -----------------------------------------------------------------------------------
     def on_head(self, status: int, headers: Headers, content_length: int | None) -> None:

@@ -81,11 +81,7 @@ class CompiledListener:
         """Route ``exchange``: (plan, status if no plan (404, 421), path, query, host)."""
         head = exchange.head
         host, section, table = self._host(head.authority)
-        target = head.target
-        if "?" in target:
-            path, query = split_target(target)
-        else:
-            path, query = target or "/", ""
+        path, query = split_target(head.target)
         if section is None:
             return None, 404, path, query, host
         if self.detect_misdirected and head.sni_section is not None and head.sni_section != section.name:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nantian.errors import RemoteProtocolError
 from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_response_head, status_line
-from nantian.proxy.bodies import StreamBody
+from nantian.proxy.bodies import Tunnel
 from nantian.proxy.exchange import Headers
 
 if TYPE_CHECKING:
@@ -146,26 +145,14 @@ class Http1Response:
         self._conn.response_ended()
 
 
-class Http1Upgraded:
+class Http1Upgraded(Tunnel):
     """The downstream side of an upgraded connection as a :class:`~nantian.proxy.exchange.ByteStream`."""
 
     def __init__(self, conn: Http1Server, initial: bytes) -> None:
+        super().__init__(conn.pause_reading, conn.resume_reading)
         self._conn = conn
-        self._body = StreamBody(None, conn.pause_reading, conn.resume_reading)
         if initial:
-            self._body.feed(initial)
-
-    def feed(self, data: bytes) -> None:
-        self._body.feed(data)
-
-    def feed_eof(self) -> None:
-        self._body.finish()
-
-    async def read(self) -> bytes:
-        try:
-            return await self._body.read()
-        except RemoteProtocolError:
-            return b""
+            self.feed(initial)
 
     async def write(self, data: bytes) -> None:
         t = self._conn.transport

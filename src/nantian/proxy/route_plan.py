@@ -135,16 +135,17 @@ class RoutePlan:
             and self.has_backends
         )
         """Served by the callback fast path when the request has no body and an idle connection is ready."""
-        self.keeps_headers = (
-            route.request_headers is None
-            and not self.filters
-            and (route.rewrite is None or route.rewrite.hostname is None)
-            and all(b.request_headers is None for b in backends)
-        )
         self.raw_request_ok = not self.filters and (route.rewrite is None or route.rewrite.hostname is None)
         """The fast path may forward the received header bytes, with :attr:`request_edit`'s lines appended."""
+        self.keeps_headers = (
+            self.raw_request_ok and route.request_headers is None and all(b.request_headers is None for b in backends)
+        )
+        """No filter of this route touches request headers: every request may forward its header bytes as received."""
         self.request_edit = raw_header_edit(route.request_headers)
         self.response_edit = raw_header_edit(route.response_headers)
+        self.raw_response_ok = route.response_headers is None or self.response_edit is not None
+        """The route's response header edits (if any) can be made on the received header bytes (see ``on_raw_head``
+        of the fast path); a backend's own response modifier still needs the decoded head."""
 
     # -- request side ------------------------------------------------------------------------------------------
     async def serve(self, ex: Exchange, path: str, query: str, host: str) -> Outcome:

@@ -15,7 +15,7 @@ import httptools
 from nantian.errors import RemoteProtocolError
 from nantian.ir import AppProtocol, Cluster, Endpoint
 from nantian.proxy._http1 import HOP_BY_HOP, LAST_CHUNK, decode_fields, encode_chunk, encode_request_head
-from nantian.proxy.bodies import StreamBody
+from nantian.proxy.bodies import StreamBody, Tunnel
 from nantian.proxy.exchange import (
     BodySource,
     ByteStream,
@@ -114,7 +114,7 @@ class _AsyncConsumer:
 
     def on_head(self, status: int, headers: Headers, content_length: int | None) -> None:
         conn = self._conn
-        self._body = body = StreamBody(content_length, conn._pause_reading, conn._resume_reading)
+        self._body = body = StreamBody(content_length, conn.pause_reading, conn.resume_reading)
         if not self.head.done():
             self.head.set_result(_Response(conn, status, headers, body))
 
@@ -323,20 +323,14 @@ class Http1Connection(asyncio.Protocol):
         consumer.on_end(self._trailers)
 
     # -- flow control ------------------------------------------------------------------------------------------
-    def _pause_reading(self) -> None:
+    def pause_reading(self) -> None:
+        """Stop reading the response (the client is not taking it fast enough)."""
         if self.transport is not None and not self._closed:
             self.transport.pause_reading()
 
-    def _resume_reading(self) -> None:
+    def resume_reading(self) -> None:
         if self.transport is not None and not self._closed:
             self.transport.resume_reading()
-
-    def pause_reading(self) -> None:
-        """Stop reading the response (the client is not taking it fast enough)."""
-        self._pause_reading()
-
-    def resume_reading(self) -> None:
-        self._resume_reading()
 
     async def _drained(self) -> None:
         if self._write_paused and not self._closed:
@@ -479,24 +473,12 @@ class Http1Connection(asyncio.Protocol):
                 self.transport.close()
 
 
-class _Tunnel:
+class _Tunnel(Tunnel):
     """The upstream side of an upgraded connection as a :class:`~nantian.proxy.exchange.ByteStream`."""
 
     def __init__(self, conn: Http1Connection) -> None:
+        super().__init__(conn.pause_reading, conn.resume_reading)
         self._conn = conn
-        self._body = StreamBody(None, conn._pause_reading, conn._resume_reading)
-
-    def feed(self, data: bytes) -> None:
-        self._body.feed(data)
-
-    def feed_eof(self) -> None:
-        self._body.finish()
-
-    async def read(self) -> bytes:
-        try:
-            return await self._body.read()
-        except RemoteProtocolError:
-            return b""
 
     async def write(self, data: bytes) -> None:
         t = self._conn.transport
