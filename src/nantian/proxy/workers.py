@@ -13,6 +13,10 @@ backoff, stops them all with SIGTERM) and a :class:`WorkerChannelServer`, a Unix
 - reports its status (node id, pid, admin port, applied version) for the parent's admin API;
 - sees the parent go away (EOF) and drains, so no worker outlives its supervisor.
 
+The parent's ``/metrics`` (:attr:`WorkerChannelServer.metrics_registry`) holds every live worker's metric families
+summed (:mod:`nantian.proxy.worker_metrics`: each worker's own ``/metrics`` is scraped at collect time), next to
+the supervisor's own ``nantian_workers*`` families.
+
 Messages are JSON lines: ``{"op": "claim", "address", "port"}`` (answered ``{"ok": true}`` or
 ``{"ok": false, "error"}``), ``{"op": "hold", "ports": [[address, port], ...]}`` and ``{"op": "status", ...}``.
 """
@@ -37,6 +41,8 @@ from typing import Any
 import attrs
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from nantian.proxy.worker_metrics import WorkerMetricsCollector
 
 __all__ = ["WorkerChannel", "WorkerChannelServer", "WorkerSupervisor", "nantian_command", "worker_status"]
 
@@ -80,16 +86,23 @@ def _anchor(address: str, port: int) -> socket.socket:
 
 
 class WorkerChannelServer:
-    """The parent's end: grants ports to workers, keeps their anchors, collects their status reports."""
+    """The parent's end: grants ports to workers, keeps their anchors, collects their status reports.
 
-    def __init__(self) -> None:
+    :param admin_host: The host the workers' admin servers bind (their ``--admin-address``); the parent scrapes
+        their ``/metrics`` there (a wildcard on loopback). ``None``: loopback.
+    :param scrape_timeout: The deadline of one scrape of all workers, in seconds (they are scraped in parallel).
+    """
+
+    def __init__(self, *, admin_host: str | None = None, scrape_timeout: float = 1.0) -> None:
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._server: asyncio.AbstractServer | None = None
         self._workers: set[_Worker] = set()
         self._anchors: dict[Port, socket.socket] = {}
         self.metrics_registry = CollectorRegistry(auto_describe=True)
-        """The workers' reported counters, labelled by node id (read at scrape time)."""
+        """The workers' metric families summed over live workers, scrape errors, and their reported counters
+        labelled by node id (all read at scrape time)."""
         self.metrics_registry.register(_ReportCollector(self))
+        self.metrics_registry.register(WorkerMetricsCollector(self.reports, admin_host, scrape_timeout))
 
     @property
     def path(self) -> str:
