@@ -5,6 +5,11 @@
 windows allow, end-of-stream with optional trailers queued behind buffered data, and peer errors turned into
 :class:`~nantian.errors.RemoteProtocolError` (after queueing the GOAWAY to send). No sockets, no clock: feed bytes
 to :meth:`H2Core.receive`, write :meth:`H2Core.data_to_send` to the peer.
+
+Errors are kept as small as RFC 9113 section 5.4 allows: a malformed message or a frame that breaks one stream
+resets that stream only (a malformed request head is answered 400 first) and shows up as :class:`StreamError`;
+the connection and its other streams go on. What breaks the connection itself (framing, HPACK, SETTINGS, the
+connection window, stream ids) still ends it with GOAWAY.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import h2.stream
+import hpack
 import hpack.hpack
 import hpack.table
 import hyperframe.frame
@@ -38,6 +45,7 @@ __all__ = [
     "SendWindowOpened",
     "StatelessEncoder",
     "StreamEnded",
+    "StreamError",
     "StreamReset",
     "TrailersReceived",
     "decode_headers",
@@ -93,6 +101,19 @@ class StreamReset:
 
 
 @attrs.frozen
+class StreamError:
+    """The peer broke HTTP/2 on this stream only (RFC 9113 section 5.4.2: a malformed message, a content-length
+    that does not match the body, a frame on a stream it had closed). The core already reset the stream, or, for a
+    malformed request head, answered ``answered`` (400) and closed it; buffered output was dropped. The connection
+    and its other streams go on."""
+
+    stream_id: int
+    error_code: int
+    reason: str
+    answered: int | None = None
+
+
+@attrs.frozen
 class SendWindowOpened:
     """Buffered output of ``stream_id`` went down to ``buffered`` bytes (senders waiting on it may go on)."""
 
@@ -109,7 +130,14 @@ class ConnectionEnded:
 
 
 Event = (
-    HeadersReceived | DataReceived | TrailersReceived | StreamEnded | StreamReset | SendWindowOpened | ConnectionEnded
+    HeadersReceived
+    | DataReceived
+    | TrailersReceived
+    | StreamEnded
+    | StreamReset
+    | StreamError
+    | SendWindowOpened
+    | ConnectionEnded
 )
 
 
@@ -272,6 +300,141 @@ class _Outbound:
     """Send RST_STREAM(NO_ERROR) once the end went out (we answered before the peer finished sending)."""
 
 
+class _CountingDecoder(hpack.Decoder):
+    """h2's HPACK decoder, counting the header blocks it decoded whole: a header block that failed after decoding
+    left the dynamic table in step with the peer's, one that failed while decoding did not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = 0
+
+    def decode(self, data: bytes, raw: bool = False) -> Iterable[hpack.HeaderTuple]:
+        headers = super().decode(data, raw=raw)
+        self.blocks += 1
+        return headers
+
+
+class _StreamFailed(h2.events.Event):
+    """Raised in place of h2's exception when a frame broke one stream only (becomes :class:`StreamError`)."""
+
+    def __init__(self, stream_id: int, error_code: int, reason: str, answered: int | None) -> None:
+        self.stream_id = stream_id
+        self.error_code = error_code
+        self.reason = reason
+        self.answered = answered
+
+
+_LOCAL_RESETS: dict[int, str] = {
+    h2.errors.ErrorCodes.STREAM_CLOSED: "frame on a stream the peer had ended",
+    h2.errors.ErrorCodes.FLOW_CONTROL_ERROR: "stream window beyond 2**31-1",
+}
+_BAD_REQUEST = [(b":status", b"400"), (b"content-length", b"0")]
+_CONNECTION_ERRORS = (
+    h2.exceptions.TooManyStreamsError,  # beyond our doubled limit: see H2Core.initiate
+    h2.exceptions.StreamIDTooLowError,  # h2 decides: RST_STREAM when it reset the stream, else connection error
+    h2.exceptions.NoSuchStreamError,  # and StreamClosedError: the same
+    h2.exceptions.FlowControlError,  # RFC 9113 section 6.9.1 lets a receiver end the connection; h2 cannot tell
+    h2.exceptions.DenialOfServiceError,  # an oversized header block: HPACK stopped halfway through it
+)
+_SENDABLE = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE)
+
+
+class _Connection(h2.connection.H2Connection):
+    """h2's connection state machine, with stream errors confined to their stream (RFC 9113 section 5.4.2).
+
+    h2 raises one :class:`~h2.exceptions.ProtocolError` for everything and then ends the connection. This catches it
+    per frame (h2 hands ``_receive_frame`` one frame, a header block already joined with its CONTINUATIONs) and keeps
+    it to the stream when the frame belongs to a stream that exists and h2's connection state stayed sound:
+
+    - HEADERS decoded (HPACK table in step) but malformed: bad or upper-case names, connection-specific fields,
+      missing, repeated or misplaced pseudo-headers, ``te`` other than ``trailers``, a bad ``content-length``,
+      trailers without END_STREAM, a stream depending on itself. A new request is answered 400 (RFC 9113 section
+      8.1.1 allows a response before closing), everything else is reset with PROTOCOL_ERROR.
+    - DATA beyond or short of the ``content-length`` (:class:`~h2.exceptions.InvalidBodyLengthError`); its bytes
+      count against the connection window and are given back.
+    - A body ended short of its ``content-length`` by trailers or by END_STREAM on the request head, which h2
+      does not check.
+
+    Frames on streams the peer closed are handled by h2 itself (RST_STREAM STREAM_CLOSED, a local
+    ``StreamReset`` event). Everything else raises as before.
+    """
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config=config)
+        self.decoder = self.counting_decoder = _CountingDecoder()
+        self.decoder.max_header_list_size = self.DEFAULT_MAX_HEADER_LIST_SIZE
+
+    def _receive_frame(self, frame: hyperframe.frame.Frame) -> list[h2.events.Event]:
+        sid = frame.stream_id
+        stream = self.streams.get(sid)
+        blocks = self.counting_decoder.blocks
+        declared = None
+        if stream is not None and isinstance(frame, hyperframe.frame.HeadersFrame):
+            # Trailers reset h2's count (it reads content-length from them too); a short body goes unnoticed.
+            declared = stream._expected_content_length, stream._actual_content_length
+        try:
+            events = super()._receive_frame(frame)
+        except h2.exceptions.ProtocolError as exc:
+            if isinstance(exc, _CONNECTION_ERRORS) or self.state_machine.state == h2.connection.ConnectionState.CLOSED:
+                raise
+            if isinstance(frame, hyperframe.frame.DataFrame):
+                stream_level = stream is not None and isinstance(exc, h2.exceptions.InvalidBodyLengthError)
+            elif isinstance(frame, hyperframe.frame.HeadersFrame):
+                # Decoded whole, on a stream we had or one the peer may open (h2 checked its id before creating it).
+                opened = stream is None and not self.config.client_side and sid in self.streams
+                stream_level = self.counting_decoder.blocks > blocks and (stream is not None or opened)
+            else:
+                stream_level = False
+            if not stream_level:
+                raise
+            return [self._stream_failed(frame, str(exc), new=stream is None)]
+        if isinstance(frame, hyperframe.frame.HeadersFrame) and "END_STREAM" in frame.flags:
+            short = self._short_body(sid, events, declared)
+            if short is not None:
+                return [self._stream_failed(frame, short, new=stream is None)]
+        return events
+
+    def _short_body(
+        self, stream_id: int, events: list[h2.events.Event], declared: tuple[int | None, int] | None
+    ) -> str | None:
+        """Why a header block with END_STREAM ended a body short of its ``content-length`` (``None``: it did not)."""
+        for ev in events:
+            if isinstance(ev, h2.events.TrailersReceived) and declared is not None:
+                expected, actual = declared
+                if expected is not None and expected != actual:
+                    return f"body ended by trailers after {actual} of {expected} bytes"
+            elif isinstance(ev, h2.events.RequestReceived):
+                stream = self.streams.get(stream_id)
+                expected = stream._expected_content_length if stream is not None else None
+                if expected:
+                    return f"request without a body declares content-length {expected}"
+        return None
+
+    def _stream_failed(self, frame: hyperframe.frame.Frame, reason: str, *, new: bool) -> _StreamFailed:
+        """Close the stream of ``frame`` after a stream error; returns the event that reports it."""
+        sid = frame.stream_id
+        stream = self.streams[sid]
+        code = h2.errors.ErrorCodes.PROTOCOL_ERROR
+        answered = None
+        if new and not self.config.client_side and stream.state_machine.state in _SENDABLE:
+            self.send_headers(sid, _BAD_REQUEST, end_stream=True)
+            answered = 400
+            if not stream.closed:  # the client is still sending: stop it without discarding the answer
+                self.reset_stream(sid, h2.errors.ErrorCodes.NO_ERROR)
+        elif not stream.closed:
+            self.reset_stream(sid, code)
+        else:
+            # h2's state machine closed the stream on the invalid input without answering: the RST_STREAM is ours.
+            stream.state_machine.stream_closed_by = h2.stream.StreamClosedBy.SEND_RST_STREAM
+            rst = hyperframe.frame.RstStreamFrame(sid)
+            rst.error_code = code
+            self._prepare_for_sending([rst])
+        if isinstance(frame, hyperframe.frame.DataFrame) and frame.flow_controlled_length:
+            # Counted against the connection window but never delivered: nobody else will give it back.
+            self.acknowledge_received_data(frame.flow_controlled_length, sid)
+        return _StreamFailed(sid, code, reason, answered)
+
+
 class H2Core:
     """One HTTP/2 connection, either side. Not thread-safe; one instance per connection.
 
@@ -304,7 +467,7 @@ class H2Core:
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
         )
-        self._conn = h2.connection.H2Connection(config=config)
+        self._conn = _Connection(config)
         settings = {
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
@@ -390,8 +553,10 @@ class H2Core:
     def receive(self, data: bytes) -> list[Event]:
         """Feed bytes from the peer; returns what happened.
 
-        :raises RemoteProtocolError: the peer broke HTTP/2. A GOAWAY is queued in :meth:`data_to_send`; write it,
-            then close the connection.
+        A peer that broke one stream only gets that stream reset (:class:`StreamError`) and the others go on.
+
+        :raises RemoteProtocolError: the peer broke the connection. A GOAWAY is queued in :meth:`data_to_send`;
+            write it, then close the connection.
         """
         events: list[Event] = []
         for item in self._scanner.feed(data):
@@ -429,7 +594,14 @@ class H2Core:
                 case h2.events.StreamReset():
                     assert ev.stream_id is not None
                     self._outbound.pop(ev.stream_id, None)
-                    events.append(StreamReset(ev.stream_id, int(ev.error_code or 0)))
+                    code = int(ev.error_code or 0)
+                    if ev.remote_reset:
+                        events.append(StreamReset(ev.stream_id, code))
+                    else:  # h2 reset it: a frame after the peer's END_STREAM, a stream window beyond 2**31-1
+                        events.append(StreamError(ev.stream_id, code, _LOCAL_RESETS.get(code, "stream error")))
+                case _StreamFailed():
+                    self._outbound.pop(ev.stream_id, None)
+                    events.append(StreamError(ev.stream_id, ev.error_code, ev.reason, ev.answered))
                 case h2.events.WindowUpdated() | h2.events.RemoteSettingsChanged():
                     window_changed = True
                 case _:

@@ -7,7 +7,8 @@ a reset from the client cancels that stream's task, and :meth:`H2ServerProtocol.
 WebSocket over HTTP/2 (extended CONNECT, RFC 8441) becomes an HTTP/1.1 upgrade to the backend
 (:mod:`nantian.proxy.websocket`); a gRPC request's non-gRPC error answer becomes a gRPC status
 (:mod:`nantian.proxy.grpc`). Limits: concurrent streams, header list size, a send timeout for clients that never
-open their window, a rapid-reset budget, an idle timeout (:class:`H2Options`).
+open their window, a rapid-reset budget, an idle timeout (:class:`H2Options`). A malformed request is answered
+400 or reset on its own stream (RFC 9113 section 8.1.1); the connection's other streams go on.
 
 Wiring (for the runtime): wrap the HTTP/1.1 protocol factory with :func:`negotiating_factory`; it picks HTTP/2 by
 ALPN on TLS listeners and by the connection preface on cleartext ones, and refuses TLS connections that lack a
@@ -248,6 +249,8 @@ class H2ServerProtocol(H2Protocol):
     :param tls: The TLS session (SNI section, SNI) on TLS listeners.
     :param connections: A set the runtime uses to find open connections for drain; this connection adds itself
         on ``connection_made`` and removes itself when lost. Members have :meth:`shutdown`.
+    :param on_error: Called with 400 for every malformed request stream (answered 400, or reset when the body was
+        the malformed part), like the HTTP/1.1 server's ``on_error`` (the runtime counts bad requests with it).
     """
 
     def __init__(
@@ -257,6 +260,7 @@ class H2ServerProtocol(H2Protocol):
         tls: TlsSession | None = None,
         options: H2Options | None = None,
         connections: MutableSet[object] | None = None,
+        on_error: Callable[[int], None] | None = None,
     ) -> None:
         opts = options or H2Options()
         super().__init__(
@@ -272,6 +276,7 @@ class H2ServerProtocol(H2Protocol):
         self.tls = tls
         self.options = opts
         self._connections = connections
+        self._on_error = on_error
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._idle: asyncio.TimerHandle | None = None
         self._client: tuple[str, int] | None = None
@@ -397,8 +402,34 @@ class H2ServerProtocol(H2Protocol):
         if task is None:
             return
         task.cancel()
-        # "Rapid reset" (CVE-2023-44487): streams opened and reset at once make work for nothing. A token bucket
-        # allows bursts and a steady rate of resets; a client beyond it is told to calm down and disconnected.
+        self._spend_reset_token()
+
+    def on_stream_error(self, event: _h2.StreamError, stream: H2Stream | None) -> None:
+        """A malformed request (or a frame that broke its stream): the core answered 400 or reset the stream; the
+        exchange, if one started, is cancelled, and the connection's other streams go on."""
+        log.debug(
+            "h2.stream_error listener=%s peer=%s stream=%d code=%d answered=%s reason=%s",
+            self.listener.name,
+            self._client,
+            event.stream_id,
+            event.error_code,
+            event.answered,
+            event.reason,
+        )
+        if self._on_error is not None:
+            self._on_error(event.answered or 400)
+        task = self._tasks.get(event.stream_id)
+        if task is not None:
+            task.cancel()
+        # Resets the client provokes with malformed frames count like its own ("MadeYouReset", CVE-2025-8671).
+        self._spend_reset_token()
+
+    def _spend_reset_token(self) -> None:
+        """Spend a token of the reset budget. "Rapid reset" (CVE-2023-44487): streams opened and reset at once make
+        work for nothing. A token bucket allows bursts and a steady rate of resets; a client beyond it is told to
+        calm down and disconnected."""
+        if self.closing:
+            return
         now = asyncio.get_running_loop().time()
         limit = self.options.max_resets_burst
         self._reset_tokens = min(
@@ -433,10 +464,11 @@ def serve_h2(
     tls: TlsSession | None = None,
     options: H2Options | None = None,
     connections: MutableSet[object] | None = None,
+    on_error: Callable[[int], None] | None = None,
 ) -> H2ServerProtocol:
     """Take over an accepted connection as HTTP/2: installs the protocol on ``transport`` and feeds it the bytes
     already read (``initial_data``, e.g. the connection preface a sniffing protocol consumed)."""
-    protocol = H2ServerProtocol(listener, tls=tls, options=options, connections=connections)
+    protocol = H2ServerProtocol(listener, tls=tls, options=options, connections=connections, on_error=on_error)
     transport.set_protocol(protocol)
     protocol.connection_made(transport)
     if initial_data:
@@ -461,12 +493,14 @@ class ProtocolSelector(asyncio.Protocol):
         server_tls: ServerTls | None = None,
         options: H2Options | None = None,
         connections: MutableSet[object] | None = None,
+        on_error: Callable[[int], None] | None = None,
     ) -> None:
         self._http1_factory = http1_factory
         self._listener = listener
         self._server_tls = server_tls
         self._options = options
         self._connections = connections
+        self._on_error = on_error
         self._transport: asyncio.Transport | None = None
         self._buffer = b""
         self._session: TlsSession | None = None
@@ -486,7 +520,14 @@ class ProtocolSelector(asyncio.Protocol):
             return
         self._session = session
         if session.alpn == "h2":
-            serve_h2(tr, self._listener, tls=session, options=self._options, connections=self._connections)
+            serve_h2(
+                tr,
+                self._listener,
+                tls=session,
+                options=self._options,
+                connections=self._connections,
+                on_error=self._on_error,
+            )
         else:
             self._to_http1(b"")
 
@@ -504,6 +545,7 @@ class ProtocolSelector(asyncio.Protocol):
                 initial_data=self._buffer,
                 options=self._options,
                 connections=self._connections,
+                on_error=self._on_error,
             )
 
     def eof_received(self) -> bool | None:
@@ -534,15 +576,16 @@ def negotiating_factory(
     server_tls: ServerTls | None = None,
     options: H2Options | None = None,
     connections: MutableSet[object] | None = None,
+    on_error: Callable[[int], None] | None = None,
 ) -> Callable[[], asyncio.Protocol]:
     """The protocol factory for ``loop.create_server`` on an HTTP or HTTPS listener: HTTP/2 or HTTP/1.1 per
     connection (see :class:`ProtocolSelector`). On HTTPS pass ``ssl=server_tls.context`` to ``create_server``
     and the same ``server_tls`` here; ``http1_factory`` then receives the :class:`TlsSession` (``sni_section``
-    for 421 detection)."""
+    for 421 detection). ``on_error`` is the HTTP/2 connections' (see :class:`H2ServerProtocol`)."""
 
     def factory() -> asyncio.Protocol:
         return ProtocolSelector(
-            http1_factory, listener, server_tls=server_tls, options=options, connections=connections
+            http1_factory, listener, server_tls=server_tls, options=options, connections=connections, on_error=on_error
         )
 
     return factory

@@ -207,6 +207,11 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
                 if (stream := self.streams.get(stream_id)) is not None:
                     stream.fail(RemoteProtocolError(f"HTTP/2 stream reset by peer (error {code})"), code)
                     self.on_reset(stream)
+            case _h2.StreamError(stream_id, code, reason):
+                stream = self.streams.get(stream_id)
+                if stream is not None:
+                    stream.fail(RemoteProtocolError(f"HTTP/2 stream error: {reason}"), code)
+                self.on_stream_error(event, stream)
             case _h2.SendWindowOpened(stream_id):
                 if (stream := self.streams.get(stream_id)) is not None:
                     stream.wake_writer()
@@ -219,6 +224,9 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
 
     def on_reset(self, stream: H2Stream) -> None:
         """The peer reset ``stream`` (already failed)."""
+
+    def on_stream_error(self, event: _h2.StreamError, stream: H2Stream | None) -> None:
+        """The peer broke HTTP/2 on one stream; the core reset it (``stream``, if known here, is already failed)."""
 
     def on_goaway(self, event: _h2.ConnectionEnded) -> None:
         """The peer sent GOAWAY."""

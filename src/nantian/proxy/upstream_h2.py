@@ -5,7 +5,8 @@ every concurrent request (a second one opens only when the backend's SETTINGS_MA
 Request bodies stream with flow control while the response is awaited, response trailers (``grpc-status``) are
 handed back through the body's ``trailers``, and failures before the response head raise
 :class:`~nantian.proxy.exchange.UpstreamError` (``connect`` -> the core answers 503, ``reset``/``protocol`` ->
-502; for gRPC requests the front end turns those into ``grpc-status`` answers).
+502; for gRPC requests the front end turns those into ``grpc-status`` answers). A malformed response fails its
+own request only: the core resets that stream and the connection goes on carrying the others.
 
 Importing this module registers the pool for ``AppProtocol.H2C`` (see :func:`register`).
 """
@@ -112,6 +113,22 @@ class _Connection(H2Protocol):
         if pump is not None:
             pump.cancel()
         self.stream_done(stream)
+
+    def on_stream_error(self, event: _h2.StreamError, stream: H2Stream | None) -> None:
+        """A malformed response (or body) on one stream: that request fails (502 before the head, a cut body
+        after it); the connection's other requests go on."""
+        log.debug(
+            "upstream_h2.stream_error endpoint=%s stream=%d reason=%s",
+            self.pool.endpoint,
+            event.stream_id,
+            event.reason,
+        )
+        self._fail_head(event.stream_id, UpstreamError("protocol", f"malformed response from upstream: {event.reason}"))
+        pump = self._pumps.pop(event.stream_id, None)
+        if pump is not None:
+            pump.cancel()
+        if stream is not None:
+            self.stream_done(stream)
 
     def on_goaway(self, event: _h2.ConnectionEnded) -> None:
         self.goaway_last_stream = event.last_stream_id

@@ -13,6 +13,7 @@ import h2.connection
 import h2.events
 import h2.settings
 import httpx
+import hyperframe.frame
 import pytest
 import trustme
 
@@ -96,6 +97,7 @@ async def serving(
     server_tls: object = None,
     options: H2Options | None = None,
     connections: set[object] | None = None,
+    errors: list[int] | None = None,
 ) -> AsyncIterator[int]:
     ref = ListenerRef(name="ns/gw/80/HTTP", current=handler)
     factory = negotiating_factory(
@@ -104,6 +106,7 @@ async def serving(
         server_tls=server_tls,  # type: ignore[arg-type]
         options=options,
         connections=connections,
+        on_error=errors.append if errors is not None else None,
     )
     server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0, ssl=ssl_ctx)
     try:
@@ -279,20 +282,35 @@ async def test_settings_advertise_the_stream_limit() -> None:
             client.close()
 
 
-async def test_invalid_header_closes_the_connection_with_goaway() -> None:
-    async with serving(Handler()) as port:
+async def test_an_invalid_header_is_answered_400_and_the_connection_goes_on() -> None:
+    handler = Handler()
+    errors: list[int] = []
+    async with serving(handler, errors=errors) as port:
         client = await RawClient.connect(port)
         try:
-            # h2 validates what it sends; bypass it by sending a raw HEADERS frame with an upper-case name.
+            client.conn.send_headers(1, _req("/slow"), end_stream=True)
+            await client.flush()
+            first = await client.until(h2.events.DataReceived, 1)
+            assert isinstance(first, h2.events.DataReceived) and first.data == b"partial"
+            # h2 validates what it sends; switch that off to send an upper-case name.
             client.conn.config.validate_outbound_headers = False
             client.conn.config.normalize_outbound_headers = False
-            client.conn.send_headers(1, [*_req("/"), ("X-Upper", "bad")], end_stream=True)
+            client.conn.send_headers(3, [*_req("/"), ("X-Upper", "bad")], end_stream=True)
             await client.flush()
-            ev = await client.until(ConnectionEnded)
-            assert isinstance(ev, ConnectionEnded)
-            assert ev.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+            resp = await client.until(h2.events.ResponseReceived, 3)
+            assert isinstance(resp, h2.events.ResponseReceived)
+            assert (":status", "400") in _text(resp.headers)
+            handler.release.set()  # the stream opened before still completes
+            await client.until(h2.events.StreamEnded, 1)
+            client.conn.send_headers(5, _req("/after"), end_stream=True)  # and new ones are served
+            await client.flush()
+            await client.until(h2.events.StreamEnded, 5)
+            assert client.body(5) == b"GET /after example.com http 2"
+            assert not [ev for ev in client.events if isinstance(ev, ConnectionEnded)]
         finally:
             client.close()
+    assert [ex.head.target for ex in handler.seen] == ["/slow", "/after"]
+    assert errors == [400]
 
 
 async def test_grpc_request_gets_a_trailers_only_error() -> None:
@@ -466,17 +484,19 @@ async def test_request_heads_the_core_must_not_see_are_answered_locally(
     assert len(handler.seen) == (1 if status == "200" else 0)
 
 
-async def test_a_request_without_authority_or_host_is_a_protocol_error() -> None:
-    async with serving(Handler()) as port:
+async def test_a_request_without_authority_or_host_is_answered_400() -> None:
+    handler = Handler()
+    async with serving(handler) as port:
         client = await RawClient.connect(port)
         try:
             client.conn.config.validate_outbound_headers = False
             client.conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/")], end_stream=True)
             await client.flush()
-            ev = await client.until(ConnectionEnded)
-            assert isinstance(ev, ConnectionEnded) and ev.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+            resp = await client.until(h2.events.ResponseReceived, 1)
+            assert isinstance(resp, h2.events.ResponseReceived) and (":status", "400") in _text(resp.headers)
         finally:
             client.close()
+    assert handler.seen == []
 
 
 async def test_an_early_answer_is_sent_whole_before_the_upload_is_stopped() -> None:
@@ -534,3 +554,62 @@ async def test_streams_over_the_advertised_limit_are_refused() -> None:
         finally:
             client.close()
     assert len(handler.seen) == 3
+
+
+async def test_a_body_longer_than_its_content_length_resets_only_its_stream() -> None:
+    handler = Handler()
+    errors: list[int] = []
+    async with serving(handler, errors=errors) as port:
+        client = await RawClient.connect(port)
+        try:
+            client.conn.send_headers(1, _req("/echo", "POST", **{"content-length": "8"}))
+            client.conn.send_headers(3, _req("/echo", "POST", **{"content-length": "4"}))
+            client.conn.send_data(1, b"eight by")
+            client.conn.send_data(3, b"four but more")  # 13 bytes where 4 were declared
+            await client.flush()
+            reset = await client.until(h2.events.StreamReset, 3)
+            assert isinstance(reset, h2.events.StreamReset)
+            assert reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+            client.conn.send_data(1, b"", end_stream=True)
+            await client.flush()
+            resp = await client.until(h2.events.ResponseReceived, 1)
+            assert isinstance(resp, h2.events.ResponseReceived) and (":status", "200") in _text(resp.headers)
+            await client.until(h2.events.StreamEnded, 1)
+            assert client.body(1) == b"eight by"
+            assert b"four" not in client.body(3)  # the bad body was never echoed
+            assert not [ev for ev in client.events if isinstance(ev, ConnectionEnded)]
+        finally:
+            client.close()
+    assert errors == [400]
+
+
+async def test_resets_provoked_by_malformed_streams_spend_the_reset_budget() -> None:
+    """ "MadeYouReset" (CVE-2025-8671): a client cannot dodge the rapid-reset limit by making the server reset."""
+    options = H2Options(max_resets_burst=5, max_resets_per_second=0.001)
+    handler = Handler()
+    async with serving(handler, options=options) as port:
+        client = await RawClient.connect(port)
+        try:
+            for sid in range(1, 31, 2):
+                client.conn.send_headers(sid, _req("/slow", "POST", **{"content-length": "1"}))
+                client.conn.send_data(sid, b"too long")
+            await client.flush()
+            ev = await client.until(ConnectionEnded)
+            assert isinstance(ev, ConnectionEnded) and ev.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        finally:
+            client.close()
+
+
+async def test_a_broken_header_compression_still_ends_the_connection() -> None:
+    async with serving(Handler()) as port:
+        client = await RawClient.connect(port)
+        try:
+            await client.until(h2.events.RemoteSettingsChanged)
+            # An indexed field beyond both HPACK tables: the decoder cannot stay in step, so the connection ends.
+            frame = hyperframe.frame.HeadersFrame(1, data=b"\xbf\x7f", flags=["END_HEADERS", "END_STREAM"])
+            client.writer.write(frame.serialize())
+            await client.writer.drain()
+            ev = await client.until(ConnectionEnded)
+            assert isinstance(ev, ConnectionEnded) and ev.error_code != 0
+        finally:
+            client.close()

@@ -15,6 +15,7 @@ import pytest
 
 from nantian import ir
 from nantian._proto.gateway_api_conformance import grpcecho_pb2, grpcecho_pb2_grpc
+from nantian.errors import RemoteProtocolError
 from nantian.proxy.asyncio_h2 import H2ServerProtocol
 from nantian.proxy.exchange import (
     EmptyBody,
@@ -175,6 +176,15 @@ class _EchoHandler:
         if exchange.head.target == "/reset":
             sink.abort()
             return
+        if exchange.head.target == "/bad-head":  # a content-length that is not a number: a malformed response
+            await sink.start(200, [("content-length", "abc")])
+            await sink.end()
+            return
+        if exchange.head.target == "/long-body":  # more DATA than the content-length says
+            await sink.start(200, [("content-length", "2")])
+            await sink.send(b"more than two")
+            await sink.end()
+            return
         await sink.start(200, [("x-method", exchange.head.method), ("x-authority", exchange.head.authority)])
         while chunk := await exchange.body.read():
             await sink.send(chunk)
@@ -242,6 +252,45 @@ async def test_idle_connections_are_closed_and_replaced() -> None:
                 resp = await pool.request(ok, EmptyBody())
                 assert resp.status == 200
                 await _read_all(resp.body)
+            assert pool.connections == 1
+        finally:
+            pool.close()
+
+
+async def test_a_malformed_response_fails_only_its_own_request() -> None:
+    async with h2_server() as port:
+        pool = H2cPool("127.0.0.1", port)
+        try:
+
+            async def call(target: str) -> tuple[int, bytes] | str:
+                req = UpstreamRequest(method="GET", target=target, authority="up.example", scheme="http", headers=[])
+                try:
+                    resp = await pool.request(req, EmptyBody())
+                except UpstreamError as exc:
+                    return exc.kind
+                return resp.status, await _read_all(resp.body)
+
+            async with asyncio.timeout(TIMEOUT):
+                results = await asyncio.gather(*(call("/bad-head" if i % 2 else f"/ok{i}") for i in range(10)))
+            assert results == [(200, b"") if i % 2 == 0 else "protocol" for i in range(10)]
+            assert pool.connections == 1  # the bad streams did not take the connection down
+        finally:
+            pool.close()
+
+
+async def test_a_response_body_longer_than_its_content_length_is_cut_and_the_connection_lives() -> None:
+    async with h2_server() as port:
+        pool = H2cPool("127.0.0.1", port)
+        try:
+            req = UpstreamRequest(method="GET", target="/long-body", authority="up.example", scheme="http", headers=[])
+            async with asyncio.timeout(TIMEOUT):
+                resp = await pool.request(req, EmptyBody())
+                assert resp.status == 200
+                with pytest.raises(RemoteProtocolError):
+                    await _read_all(resp.body)
+                ok = UpstreamRequest(method="GET", target="/ok", authority="up.example", scheme="http", headers=[])
+                again = await pool.request(ok, EmptyBody())
+                assert again.status == 200 and await _read_all(again.body) == b""
             assert pool.connections == 1
         finally:
             pool.close()
