@@ -17,6 +17,7 @@ import processes
 import pytest
 from processes import QUICKSTART_ADDRESS as GATEWAY_ADDRESS
 from processes import free_port, nantian, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 WORKERS = 2
 
@@ -155,6 +156,14 @@ def test_proxy_workers_stream_from_a_controller(tmp_path: Path, echo_port: int) 
                 with httpx.Client(headers={"Host": "example.com"}, timeout=10) as client:
                     assert client.get(url).status_code == 200
             assert "nantian_workers_running 2.0" in http.get(f"http://127.0.0.1:{p_admin}/metrics").text
+
+            def requests_counted() -> bool:  # the parent's /metrics sums the workers' own request counters
+                text = http.get(f"http://127.0.0.1:{p_admin}/metrics").text
+                families = {f.name: f for f in text_string_to_metric_families(text)}
+                family = families.get("nantian_proxy_requests")
+                return family is not None and family.type == "counter" and sum(s.value for s in family.samples) == 20
+
+            wait_for(requests_counted, timeout=5, what="the parent's nantian_proxy_requests_total at 20")
         proxy.send_signal(signal.SIGTERM)
         assert proxy.wait(timeout=15) == 0
         assert not any(_alive(pid) for pid in pids)
