@@ -315,7 +315,7 @@ class _CountingDecoder(hpack.Decoder):
 
 
 class _StreamFailed(h2.events.Event):
-    """Raised in place of h2's exception when a frame broke one stream only (becomes :class:`StreamError`)."""
+    """Returned in place of h2's exception when a frame broke one stream only (becomes :class:`StreamError`)."""
 
     def __init__(self, stream_id: int, error_code: int, reason: str, answered: int | None) -> None:
         self.stream_id = stream_id
@@ -413,19 +413,21 @@ class _Connection(h2.connection.H2Connection):
     def _stream_failed(self, frame: hyperframe.frame.Frame, reason: str, *, new: bool) -> _StreamFailed:
         """Close the stream of ``frame`` after a stream error; returns the event that reports it."""
         sid = frame.stream_id
-        stream = self.streams[sid]
+        stream = self.streams.get(sid)
         code = h2.errors.ErrorCodes.PROTOCOL_ERROR
         answered = None
-        if new and not self.config.client_side and stream.state_machine.state in _SENDABLE:
+        if stream is not None and new and not self.config.client_side and stream.state_machine.state in _SENDABLE:
             self.send_headers(sid, _BAD_REQUEST, end_stream=True)
             answered = 400
             if not stream.closed:  # the client is still sending: stop it without discarding the answer
                 self.reset_stream(sid, h2.errors.ErrorCodes.NO_ERROR)
-        elif not stream.closed:
+        elif stream is not None and not stream.closed:
             self.reset_stream(sid, code)
         else:
-            # h2's state machine closed the stream on the invalid input without answering: the RST_STREAM is ours.
-            stream.state_machine.stream_closed_by = h2.stream.StreamClosedBy.SEND_RST_STREAM
+            # h2's state machine closed the stream (on the invalid input, or both ends were done): the RST_STREAM is
+            # ours to send, and later frames of the stream get h2's answer to a reset stream.
+            if stream is not None:
+                stream.state_machine.stream_closed_by = h2.stream.StreamClosedBy.SEND_RST_STREAM
             rst = hyperframe.frame.RstStreamFrame(sid)
             rst.error_code = code
             self._prepare_for_sending([rst])

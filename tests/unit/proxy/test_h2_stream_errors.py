@@ -9,6 +9,8 @@ import h2.errors
 import h2.events
 import hyperframe.frame
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nantian.errors import RemoteProtocolError
 from nantian.proxy import _h2
@@ -355,3 +357,69 @@ def test_a_head_h2_cannot_even_take_as_a_request_is_reset_and_its_late_frames_ig
     # Ours for the head, then h2's usual STREAM_CLOSED for the DATA that was in flight.
     assert _raw_resets(out) == [(1, PROTOCOL_ERROR), (1, h2.errors.ErrorCodes.STREAM_CLOSED)]
     assert _status(client.receive_data(out), 3) == "200"
+
+
+_stream_plans = st.lists(
+    st.tuples(
+        st.sampled_from([None, *MALFORMED_HEADS]),  # the head: valid, or one of the malformed ones
+        st.integers(min_value=0, max_value=3000),  # body bytes sent
+        st.sampled_from([None, -1, 0, 1]),  # content-length: absent, or sent + this
+        st.booleans(),  # end with trailers instead of END_STREAM on the last DATA
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(_stream_plans, st.integers(min_value=1, max_value=500))
+def test_each_stream_gets_its_own_verdict(plans: list[tuple[str | None, int, int | None, bool]], chunk: int) -> None:
+    """Streams with every mix of malformed heads and lying content-lengths, interleaved on one connection and fed
+    in any chunks: the connection survives, each bad stream gets its stream error, each good one its body."""
+    core, client = _connected()
+    expected: dict[int, str] = {}
+    for i, (malformed, sent, delta, _) in enumerate(plans):
+        sid = 2 * i + 1
+        extra = [] if delta is None else [("content-length", str(max(sent + delta, 0)))]
+        head = MALFORMED_HEADS[malformed] if malformed is not None else _req(f"/{sid}", "POST")
+        client.send_headers(sid, [*head, *extra])
+        if malformed is not None:
+            expected[sid] = "400"
+        elif delta is not None and max(sent + delta, 0) != sent:
+            expected[sid] = "reset"
+        else:
+            expected[sid] = "ok"
+    for i, (_, sent, _, trailers) in enumerate(plans):  # bodies after all heads: the streams interleave
+        sid = 2 * i + 1
+        for start in range(0, sent, 1000):
+            client.send_data(sid, b"b" * min(1000, sent - start))
+        if trailers:
+            client.send_headers(sid, [("x-sum", str(sent))], end_stream=True)
+        else:
+            client.send_data(sid, b"", end_stream=True)
+    data = client.data_to_send()
+    events: list[_h2.Event] = []
+    for start in range(0, len(data), chunk):
+        events.extend(core.receive(data[start : start + chunk]))  # raises on a connection error: a failure here
+        core.data_to_send()
+    for sid, verdict in expected.items():
+        errors = [e for e in _errors(events) if e.stream_id == sid]
+        ended = _h2.StreamEnded(sid) in events
+        body = sum(len(e.data) for e in events if isinstance(e, _h2.DataReceived) and e.stream_id == sid)
+        if verdict == "ok":
+            assert not errors and ended and body == plans[sid // 2][1]
+        else:
+            assert len(errors) == 1 and not ended
+            assert errors[0].answered == (400 if verdict == "400" else None)
+    assert not core.closed
+
+
+def test_a_request_depending_on_itself_is_a_stream_error() -> None:
+    core, client = _connected()
+    block = client.encoder.encode(_req("/", "GET"))
+    flags = ["END_HEADERS", "END_STREAM", "PRIORITY"]
+    raw = hyperframe.frame.HeadersFrame(1, data=block, flags=flags, depends_on=1, stream_weight=15).serialize()
+    client.send_headers(3, _req("/", "GET"), end_stream=True)  # its block refers to table entries of the first
+    events = core.receive(raw + client.data_to_send())
+    assert [(e.stream_id, e.error_code) for e in _errors(events)] == [(1, PROTOCOL_ERROR)]
+    assert events[-2:] == [_h2.HeadersReceived(3, _req("/", "GET"), True), _h2.StreamEnded(3)]
+    assert not core.closed
