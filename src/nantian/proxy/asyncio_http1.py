@@ -50,6 +50,9 @@ class Http1Options:
     write upstream, the fast path); larger and chunked ones stream."""
 
 
+_EMPTY_BODY = EmptyBody()
+"""The body of every request without one (it holds no state)."""
+
 LINGER = 2.0
 """Seconds a connection closed after an error answer keeps discarding input."""
 
@@ -75,15 +78,6 @@ class _ParseError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class _Cycle:
-    __slots__ = ("body", "exchange", "response")
-
-    def __init__(self, exchange: Exchange, body: StreamBody | None, response: Http1Response) -> None:
-        self.exchange = exchange
-        self.body = body
-        self.response = response
 
 
 class Http1Server(asyncio.Protocol):
@@ -134,12 +128,12 @@ class Http1Server(asyncio.Protocol):
         self._messages = 0
         self._in_head = False
         self._parsing_body: StreamBody | None = None
-        self._buffering: _Cycle | None = None
+        self._buffering: Http1Response | None = None
         self._buffered: list[bytes] = []
         self._trailers: Headers | None = None
         # requests waiting or running, in order
-        self._queue: deque[_Cycle] = deque()
-        self._active: _Cycle | None = None
+        self._queue: deque[Http1Response] = deque()
+        self._active: Http1Response | None = None
         self._task: asyncio.Task[None] | None = None
         self._tunnel: Http1Upgraded | None = None
         self._fast: FastForward | None = None
@@ -219,8 +213,8 @@ class Http1Server(asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel.feed_eof()
         for cycle in (self._active, *self._queue):
-            if cycle is not None and cycle.body is not None and not cycle.body.done:
-                cycle.body.fail(RemoteProtocolError("client went away"))
+            if cycle is not None and cycle.stream_body is not None and not cycle.stream_body.done:
+                cycle.stream_body.fail(RemoteProtocolError("client went away"))
         if self._task is not None and not self._task.done():
             self._task.cancel()
         drain = self._drain
@@ -341,10 +335,15 @@ class Http1Server(asyncio.Protocol):
             body = StreamBody(None if chunked else length, self.pause_reading, self.resume_reading)
             source = body
         else:
-            source = EmptyBody()
+            source = _EMPTY_BODY
         self._parsing_body = body
         response = Http1Response(
-            self, method, version, te_trailers, parser.should_keep_alive() and not self._draining and self.keep_alive
+            self,
+            method,
+            version,
+            te_trailers,
+            parser.should_keep_alive() and not self._draining and self.keep_alive,
+            body,
         )
         head = RequestHead(
             method=method,
@@ -368,17 +367,17 @@ class Http1Server(asyncio.Protocol):
         )
         if body is not None and expect:
             body.on_first_read(self._send_continue)
-        cycle = _Cycle(exchange, body, response)
+        response.exchange = exchange
         if small:
             # a small body is buffered whole; the request starts once it is in (and can take the fast path)
-            self._buffering = cycle
+            self._buffering = response
             self._buffered = []
             return
-        self._start_cycle(cycle)
+        self._start_cycle(response)
 
-    def _start_cycle(self, cycle: _Cycle) -> None:
+    def _start_cycle(self, cycle: Http1Response) -> None:
         if self._active is None:
-            self._run(cycle)
+            self._run(cycle, self._now)
         else:
             self._queue.append(cycle)
             if len(self._queue) >= self.options.max_pipelined:
@@ -416,19 +415,20 @@ class Http1Server(asyncio.Protocol):
         return target[slash:] if slash >= 0 else "/"
 
     # -- request cycles ----------------------------------------------------------------------------------------
-    def _run(self, cycle: _Cycle) -> None:
+    def _run(self, cycle: Http1Response, now: float) -> None:
+        """Serve ``cycle`` now (``now``: the loop time, read by the caller)."""
         self._active = cycle
         self.state = _State.BUSY
-        if cycle.body is None and cycle.exchange.upgrade is None:
+        if cycle.stream_body is None and cycle.exchange.upgrade is None:
             try:
                 self._fast = try_fast(
-                    self.listener.current, cycle.exchange, cycle.response, self._fallback, self._loop, self._deadlines
+                    self.listener.current, cycle.exchange, cycle, self._fallback, self._loop, self._deadlines, now
                 )
             except Exception:
                 log.error("http1.fast_path_failed listener=%s", self.listener.name, exc_info=True)
                 self._fast = None
-                if cycle.response.started:
-                    cycle.response.abort()
+                if cycle.started:
+                    cycle.abort()
                     return
             if self._fast is not None:
                 return
@@ -441,24 +441,24 @@ class Http1Server(asyncio.Protocol):
         if cycle is not None and not self.closed:
             self._task = self._loop.create_task(self._handle(cycle))
 
-    async def _handle(self, cycle: _Cycle) -> None:
+    async def _handle(self, cycle: Http1Response) -> None:
         try:
             await self.listener.current.handle(cycle.exchange)
         except asyncio.CancelledError:
-            if not cycle.response.ended:
-                cycle.response.abort()
+            if not cycle.ended:
+                cycle.abort()
             raise
         except Exception:
             log.error("http1.handler_failed listener=%s", self.listener.name, exc_info=True)
-            if not cycle.response.ended:
-                if cycle.response.started:
-                    cycle.response.abort()
+            if not cycle.ended:
+                if cycle.started:
+                    cycle.abort()
                 else:
                     self.keep_alive = False
-                    await cycle.response.start(500, [("content-length", "0")])
-                    await cycle.response.end()
-        if not cycle.response.ended:
-            cycle.response.abort()
+                    await cycle.start(500, [("content-length", "0")])
+                    await cycle.end()
+        if not cycle.ended:
+            cycle.abort()
 
     def response_ended(self) -> None:
         """Called by the response sink when the active response is complete."""
@@ -467,11 +467,11 @@ class Http1Server(asyncio.Protocol):
             return
         self._active = None
         self._fast = None
-        body = cycle.body
+        body = cycle.stream_body
         if body is not None and not body.done:
             # the body was not read to its end: the rest of it cannot be told apart from the next request
             self.keep_alive = False
-        if not cycle.response.keep_alive or not self.keep_alive or self.closed:
+        if not cycle.keep_alive or not self.keep_alive or self.closed:
             self.keep_alive = False
             self._queue.clear()
             self.close()
@@ -480,7 +480,7 @@ class Http1Server(asyncio.Protocol):
             nxt = self._queue.popleft()
             if self._paused and len(self._queue) < self.options.max_pipelined // 2:
                 self.resume_reading()
-            self._run(nxt)
+            self._run(nxt, self._loop.time())
         else:
             self.state = _State.HEAD if self._in_head else _State.IDLE
             self.state_since = self._loop.time()
@@ -498,8 +498,8 @@ class Http1Server(asyncio.Protocol):
         assert self._tunnel is not None
         cycle = self._active
         if cycle is not None:
-            cycle.response.started = True
-            cycle.response.ended = True
+            cycle.started = True
+            cycle.ended = True
         head = encode_response_head(status, headers, "")
         if self.transport is not None and not self.closed:
             self.transport.write(head)

@@ -22,7 +22,7 @@ from nantian.proxy.deadlines import Deadlines, Expirable
 from nantian.proxy.exchange import Exchange, Headers, UpstreamError, UpstreamRequest
 from nantian.proxy.handler import CompiledListener
 from nantian.proxy.header_edits import apply_header_modifier
-from nantian.proxy.route_plan import BackendPlan, Outcome, RoutePlan
+from nantian.proxy.route_plan import BackendPlan, RoutePlan
 from nantian.proxy.upstream_http1 import Http1Connection, Http1Pool
 
 __all__ = ["FastForward", "SyncSink", "try_fast"]
@@ -56,8 +56,11 @@ def try_fast(
     fallback: Callable[[], None],
     loop: asyncio.AbstractEventLoop,
     deadlines: Deadlines,
+    now: float,
 ) -> FastForward | None:
-    """Start serving ``ex`` on the fast path and return its state, or ``None`` when it does not qualify."""
+    """Start serving ``ex`` on the fast path and return its state, or ``None`` when it does not qualify.
+
+    ``now``: the loop time (the front end read it for this request or the chunk it came in)."""
     if type(handler) is not CompiledListener:
         return None
     plan, _, path, query, _ = handler.lookup(ex)
@@ -76,7 +79,7 @@ def try_fast(
     data = body.data if isinstance(body, BytesBody) else b""
     req = plan.fast_request(ex, path, query, backend)
     fast = FastForward(handler, plan, backend, ex, sink, pool, conn, fallback, loop, deadlines)
-    fast.start(req, data)
+    fast.start(req, data, now)
     return fast
 
 
@@ -135,8 +138,8 @@ class FastForward:
         self._done = False
         self.started_at = 0.0
 
-    def start(self, req: UpstreamRequest, body: bytes = b"") -> None:
-        now = self.loop.time()  # not received_at: a pipelined request may have waited for its turn
+    def start(self, req: UpstreamRequest, body: bytes, now: float) -> None:
+        # now, not received_at: a pipelined request may have waited for its turn
         self.started_at = now
         plan = self.plan
         deadline: float | None = None
@@ -148,7 +151,7 @@ class FastForward:
         if deadline is not None:
             self._timer = self._deadlines.add(deadline, self)
         self.pool._active += 1
-        self.listener.metrics.counts["fast_path"] += 1
+        self.listener.metrics.fast_path += 1
         self.conn.start(req, self, body=body, raw=plan.raw_response_ok and self.backend.response_headers is None)
 
     # -- the upstream response -----------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ class FastForward:
         # the backend-request deadline stays armed: when it passes, expire() re-arms for the request deadline (one
         # deadline entry per request instead of two; most responses end long before either)
         self._waiting_head = False
-        self.upstream_seconds = self.loop.time() - self.started_at
+        self.upstream_seconds = self.conn.now - self.started_at
 
     def on_body(self, data: bytes) -> None:
         if self._done:
@@ -212,7 +215,7 @@ class FastForward:
         if self._done:
             return
         try:
-            self._finish()
+            self._finish(now=self.conn.now)
             self.sink.end_now(trailers)
         except Exception:
             self._crash()
@@ -277,13 +280,23 @@ class FastForward:
         log.error("proxy.fast_path_failed route=%s", self.plan.name, exc_info=True)
         self._give_up()
 
-    def _finish(self, record: bool = True) -> None:
+    def _finish(self, record: bool = True, now: float = -1.0) -> None:
+        """Done: stop the deadline, count and log the request (``now``: the loop time if the caller has it)."""
         self._done = True
         self.pool._active -= 1
         if self._timer is not None:
             self._timer.discard(self)
             self._timer = None
         if record:
-            self.listener.record(
-                self.ex, self.plan.name, Outcome(self.status, self.backend.name, self.sent, self.upstream_seconds)
+            listener = self.listener
+            plan = self.plan
+            listener.record_values(
+                self.ex,
+                listener.stats_of(plan),
+                plan.name,
+                self.status,
+                self.backend.name,
+                self.sent,
+                self.upstream_seconds,
+                now,
             )

@@ -11,7 +11,7 @@ import logging
 from nantian.proxy.access_log import AccessLogFile
 from nantian.proxy.bodies import BytesBody, StreamBody
 from nantian.proxy.exchange import EmptyBody, Exchange
-from nantian.proxy.metrics import ProxyMetrics
+from nantian.proxy.metrics import ProxyMetrics, RequestStats
 from nantian.proxy.route_plan import Outcome, RoutePlan, answer
 from nantian.proxy.router import HostMap, RouteTable, host_of, split_target
 
@@ -96,15 +96,55 @@ class CompiledListener:
             self.record(exchange, "-", outcome)
         else:
             outcome = await plan.serve(exchange, path, query, host)
-            self.record(exchange, plan.name, outcome)
+            self.record_values(
+                exchange,
+                self.stats_of(plan),
+                plan.name,
+                outcome.status,
+                outcome.backend,
+                outcome.bytes_out,
+                outcome.upstream_seconds,
+            )
+
+    def stats_of(self, plan: RoutePlan) -> RequestStats:
+        """``plan``'s request statistics on this listener (looked up once, then kept by the plan)."""
+        stats = plan.stats
+        if stats is None:
+            stats = plan.stats = self.metrics.stats_for(self.name, plan.name)
+        return stats
 
     def record(self, exchange: Exchange, route: str, outcome: Outcome) -> None:
         """Metrics and the access log line for one answered request."""
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()  # cached: each call costs a getpid() system call
-        elapsed = loop.time() - exchange.received_at
-        self.metrics.observe_request(self.name, route, outcome.backend, outcome.status, elapsed)
+        self.record_values(
+            exchange,
+            self.metrics.stats_for(self.name, route),
+            route,
+            outcome.status,
+            outcome.backend,
+            outcome.bytes_out,
+            outcome.upstream_seconds,
+        )
+
+    def record_values(
+        self,
+        exchange: Exchange,
+        stats: RequestStats,
+        route: str,
+        status: int,
+        backend: str,
+        bytes_out: int,
+        upstream: float | None,
+        now: float = -1.0,
+    ) -> None:
+        """:meth:`record` from the values of an outcome, into ``stats`` (the fast path's way: no
+        :class:`Outcome`, no lookup by name). ``now``: the loop time if the caller has it."""
+        if now < 0.0:
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()  # cached: each call costs a getpid() system call
+            now = loop.time()
+        elapsed = now - exchange.received_at
+        stats.observe(backend, status, elapsed)
         if not self.access_log:
             return
         out = self.access_log_file
@@ -118,19 +158,18 @@ class CompiledListener:
             received = body.received
         else:
             received = getattr(body, "received", None)
-        upstream = outcome.upstream_seconds
         line = _ACCESS_LINE % (
             self.name,
             route,
-            outcome.backend,
+            backend,
             head.method,
             head.authority,
             head.target,
-            outcome.status,
+            status,
             elapsed * 1000.0,
             "-" if upstream is None else "%.3f" % (upstream * 1000.0),
             received if received is not None else (body.content_length or 0),
-            outcome.bytes_out,
+            bytes_out,
             head.client[0] if head.client is not None else "-",
             head.http_version,
         )

@@ -11,12 +11,15 @@ from nantian.proxy.exchange import Headers
 
 if TYPE_CHECKING:
     from nantian.proxy.asyncio_http1 import Http1Server
+    from nantian.proxy.bodies import StreamBody
+    from nantian.proxy.exchange import Exchange
 
 __all__ = ["Http1Response", "Http1Upgraded"]
 
 
 class Http1Response:
-    """The :class:`~nantian.proxy.exchange.ResponseSink` of one request on an HTTP/1.1 connection."""
+    """The :class:`~nantian.proxy.exchange.ResponseSink` of one request on an HTTP/1.1 connection, and the
+    connection's record of that request (its exchange and streaming request body) while it waits or runs."""
 
     __slots__ = (
         "_chunked",
@@ -27,12 +30,27 @@ class Http1Response:
         "_te_trailers",
         "_version",
         "ended",
+        "exchange",
         "keep_alive",
         "started",
+        "stream_body",
     )
 
-    def __init__(self, conn: Http1Server, method: str, version: str, te_trailers: bool, keep_alive: bool) -> None:
+    exchange: Exchange
+    """The request (set by the connection right after it made both)."""
+
+    def __init__(
+        self,
+        conn: Http1Server,
+        method: str,
+        version: str,
+        te_trailers: bool,
+        keep_alive: bool,
+        stream_body: StreamBody | None = None,
+    ) -> None:
         self._conn = conn
+        self.stream_body = stream_body
+        """The request body when it streams (``None``: no body, or read whole before the request started)."""
         self.keep_alive = keep_alive
         self._method = method
         self._version = version

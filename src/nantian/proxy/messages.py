@@ -18,7 +18,7 @@ Headers = list[tuple[str, str]]
 """Header fields in order: (lower-case name, value). Repeated names stay separate entries."""
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, init=False)
 class RequestHead:
     """The request as a front end received it, before any routing or filter.
 
@@ -48,11 +48,36 @@ class RequestHead:
     authority: str
     scheme: str
     headers: Headers
-    http_version: str = "1.1"
-    client: tuple[str, int] | None = None
-    sni_section: str | None = None
-    sni: str | None = None
-    raw_headers: bytes | None = None
+    http_version: str
+    client: tuple[str, int] | None
+    sni_section: str | None
+    sni: str | None
+    raw_headers: bytes | None
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        authority: str,
+        scheme: str,
+        headers: Headers,
+        http_version: str = "1.1",
+        client: tuple[str, int] | None = None,
+        sni_section: str | None = None,
+        sni: str | None = None,
+        raw_headers: bytes | None = None,
+    ) -> None:
+        # written out: mypyc compiles an explicit __init__, while the one dataclasses generates runs interpreted
+        self.method = method
+        self.target = target
+        self.authority = authority
+        self.scheme = scheme
+        self.headers = headers
+        self.http_version = http_version
+        self.client = client
+        self.sni_section = sni_section
+        self.sni = sni
+        self.raw_headers = raw_headers
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower-case), or ``None``."""
@@ -75,7 +100,7 @@ class EmptyBody:
         return None
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, init=False)
 class Exchange:
     """One request/response between a front end and the core.
 
@@ -96,7 +121,23 @@ class Exchange:
     body: BodySource
     response: ResponseSink
     received_at: float
-    upgrade: Callable[[int, Headers], ByteStream] | None = None
+    upgrade: Callable[[int, Headers], ByteStream] | None
+
+    def __init__(
+        self,
+        listener: str,
+        head: RequestHead,
+        body: BodySource,
+        response: ResponseSink,
+        received_at: float,
+        upgrade: Callable[[int, Headers], ByteStream] | None = None,
+    ) -> None:
+        self.listener = listener
+        self.head = head
+        self.body = body
+        self.response = response
+        self.received_at = received_at
+        self.upgrade = upgrade
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -114,7 +155,7 @@ class ListenerRef:
 # --- Upstream side --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, init=False)
 class UpstreamRequest:
     """The request as the core forwards it: routing and filters applied, hop-by-hop headers removed.
 
@@ -131,8 +172,28 @@ class UpstreamRequest:
     authority: str
     scheme: str
     headers: Headers
-    raw_headers: bytes | None = None
-    extra_headers: bytes = b""
-    upgrade: str | None = None
+    raw_headers: bytes | None
+    extra_headers: bytes
+    upgrade: str | None
     """The ``upgrade`` token (``websocket``) when the downstream asked for an HTTP/1.1 upgrade; the HTTP/1.1 pool
     then sends ``connection: upgrade`` and ``upgrade: <token>``."""
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        authority: str,
+        scheme: str,
+        headers: Headers,
+        raw_headers: bytes | None = None,
+        extra_headers: bytes = b"",
+        upgrade: str | None = None,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.authority = authority
+        self.scheme = scheme
+        self.headers = headers
+        self.raw_headers = raw_headers
+        self.extra_headers = extra_headers
+        self.upgrade = upgrade

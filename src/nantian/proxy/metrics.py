@@ -10,27 +10,44 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["ProxyMetrics"]
+__all__ = ["ProxyMetrics", "RequestStats"]
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-class _RequestStats:
-    """Per (listener, route) request counts by (backend, code) and a duration histogram, in plain Python values."""
+class RequestStats:
+    """Per (listener, route) request counts by (backend, code) and a duration histogram, in plain Python values.
 
-    __slots__ = ("buckets", "codes", "count", "total")
+    A compiled route holds its own (:meth:`ProxyMetrics.stats_for`), so counting a request looks nothing up by
+    name."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_metrics", "buckets", "codes", "count", "total")
+
+    def __init__(self, metrics: ProxyMetrics) -> None:
+        self._metrics = metrics
         self.codes: dict[tuple[str, int], int] = {}
         self.buckets = [0] * (len(_BUCKETS) + 1)
         self.count = 0
         self.total = 0.0
 
+    def observe(self, backend: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration."""
+        ckey = (backend, status)
+        codes = self.codes
+        codes[ckey] = codes.get(ckey, 0) + 1
+        self.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
+        self.count += 1
+        self.total += seconds
+        metrics = self._metrics
+        metrics.requests += 1
+        if status >= 500:
+            metrics.errors += 1
+
 
 class _RequestCollector(Collector):
     """Renders the hot-path statistics as ``nantian_proxy_requests_total`` and the duration histogram at scrape."""
 
-    def __init__(self, stats: dict[tuple[str, str], _RequestStats]) -> None:
+    def __init__(self, stats: dict[tuple[str, str], RequestStats]) -> None:
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
@@ -55,7 +72,7 @@ class _RequestCollector(Collector):
 
 
 class ProxyMetrics:
-    """Request, latency, upstream and connection metrics in ``registry``, plus :attr:`counts` for status reports.
+    """Request, latency, upstream and connection metrics in ``registry``, plus :meth:`counters` for status reports.
 
     Request counts and durations are kept in plain dicts on the hot path (no locks: the proxy is one event loop)
     and rendered by a custom collector when the registry is scraped.
@@ -64,7 +81,7 @@ class ProxyMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self._stats: dict[tuple[str, str], _RequestStats] = {}
+        self._stats: dict[tuple[str, str], RequestStats] = {}
         r.register(_RequestCollector(self._stats))
         self.upstream_connect_errors = Counter(
             "nantian_proxy_upstream_connect_errors",
@@ -98,32 +115,33 @@ class ProxyMetrics:
             "nantian_proxy_active_connections", "Open downstream connections, by listener.", ["listener"], registry=r
         )
         self.counts: dict[str, int] = {
-            "requests": 0,
-            "errors": 0,
             "upstream_connect_errors": 0,
             "filter_errors": 0,
             "bad_requests": 0,
             "connections_total": 0,
             "connections_refused": 0,
-            "fast_path": 0,
         }
+        """Counters of rarer events, by name (see :meth:`counters` for all of them)."""
+        # the per-request counters are attributes (a compiled attribute increment, not a dict update)
+        self.requests = 0
+        self.errors = 0
+        self.fast_path = 0
 
-    def observe_request(self, listener: str, route: str, backend: str, status: int, seconds: float) -> None:
-        """Count one answered request and its duration."""
+    def counters(self) -> dict[str, int]:
+        """Every plain counter by name: ``requests``, ``errors`` (5xx), ``fast_path`` and :attr:`counts`."""
+        return {"requests": self.requests, "errors": self.errors, "fast_path": self.fast_path, **self.counts}
+
+    def stats_for(self, listener: str, route: str) -> RequestStats:
+        """The statistics of ``route`` on ``listener`` (made on first use)."""
         key = (listener, route)
         st = self._stats.get(key)
         if st is None:
-            st = self._stats[key] = _RequestStats()
-        ckey = (backend, status)
-        codes = st.codes
-        codes[ckey] = codes.get(ckey, 0) + 1
-        st.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
-        st.count += 1
-        st.total += seconds
-        counts = self.counts
-        counts["requests"] += 1
-        if status >= 500:
-            counts["errors"] += 1
+            st = self._stats[key] = RequestStats(self)
+        return st
+
+    def observe_request(self, listener: str, route: str, backend: str, status: int, seconds: float) -> None:
+        """Count one answered request and its duration."""
+        self.stats_for(listener, route).observe(backend, status, seconds)
 
     def connect_error(self, cluster: str) -> None:
         self.upstream_connect_errors.labels(cluster).inc()

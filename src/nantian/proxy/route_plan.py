@@ -38,7 +38,7 @@ from nantian.proxy.filters import (
     redirect_location,
 )
 from nantian.proxy.header_edits import apply_header_modifier, raw_header_edit, replace_path
-from nantian.proxy.metrics import ProxyMetrics
+from nantian.proxy.metrics import ProxyMetrics, RequestStats
 from nantian.proxy.router import split_target
 from nantian.proxy.tunnel import relay
 
@@ -57,14 +57,23 @@ _background: set[asyncio.Task[None]] = set()
 _RAW_PROTOCOLS = frozenset({AppProtocol.HTTP1, AppProtocol.WEBSOCKET})
 
 
-@dataclasses.dataclass(slots=True)
+@dataclasses.dataclass(slots=True, init=False)
 class Outcome:
     """What happened to one request, for metrics and the access log."""
 
     status: int
-    backend: str = "-"
-    bytes_out: int = 0
-    upstream_seconds: float | None = None
+    backend: str
+    bytes_out: int
+    upstream_seconds: float | None
+
+    def __init__(
+        self, status: int, backend: str = "-", bytes_out: int = 0, upstream_seconds: float | None = None
+    ) -> None:
+        # written out: mypyc compiles an explicit __init__, while the one dataclasses generates runs interpreted
+        self.status = status
+        self.backend = backend
+        self.bytes_out = bytes_out
+        self.upstream_seconds = upstream_seconds
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -143,6 +152,8 @@ class RoutePlan:
         """No filter of this route touches request headers: every request may forward its header bytes as received."""
         self.request_edit = raw_header_edit(route.request_headers)
         self.response_edit = raw_header_edit(route.response_headers)
+        self.stats: RequestStats | None = None
+        """This route's request statistics (set by the listener on the first request it records)."""
         self.raw_response_ok = route.response_headers is None or self.response_edit is not None
         """The route's response header edits (if any) can be made on the received header bytes (see ``on_raw_head``
         of the fast path); a backend's own response modifier still needs the decoded head."""

@@ -139,13 +139,14 @@ class _AsyncConsumer:
 class Http1Connection(asyncio.Protocol):
     """One upstream HTTP/1.1 connection: one request at a time, one parser for its lifetime."""
 
-    def __init__(self, pool: Http1Pool) -> None:
+    def __init__(self, pool: Http1Pool, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._pool = pool
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self._consumer: ResponseConsumer | None = None
         self._headers: Headers = []
-        self._raw_fields: list[tuple[bytes, bytes]] = []
+        self._raw_fields: list[bytes] = []
+        """Raw mode: the response head's field names and values as received, alternating (reused)."""
         self._raw = False
         self._trailers: Headers | None = None
         self._in_head = False
@@ -161,6 +162,9 @@ class Http1Connection(asyncio.Protocol):
         self.reused = False
         self.idle_since = 0.0
         self.idle_before = 0.0
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self.now = 0.0
+        """The loop time when the last bytes arrived (callbacks of the response read it instead of the clock)."""
 
     # -- asyncio callbacks -------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -172,6 +176,7 @@ class Http1Connection(asyncio.Protocol):
             self._tunnel.feed(data)
             return
         self._received_any = True
+        self.now = self._loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -191,6 +196,7 @@ class Http1Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self.now = self._loop.time()
         self._pool._forget(self)
         if self._tunnel is not None:
             self._tunnel.feed_eof()
@@ -217,15 +223,19 @@ class Http1Connection(asyncio.Protocol):
 
     # -- parser callbacks --------------------------------------------------------------------------------------
     def on_message_begin(self) -> None:
-        self._headers = []
-        self._raw_fields = []
+        if self._raw:
+            self._raw_fields.clear()
+        else:
+            self._headers = []
         self._trailers = None
         self._in_head = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_head:
             if self._raw:
-                self._raw_fields.append((name, value))
+                fields = self._raw_fields
+                fields.append(name)
+                fields.append(value)
             else:
                 self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
         else:
@@ -237,7 +247,7 @@ class Http1Connection(asyncio.Protocol):
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
             self._headers = []
-            self._raw_fields = []
+            self._raw_fields.clear()
             return  # interim response: the final one follows
         self._in_head = False
         if self._raw and self._raw_head(status):
@@ -273,7 +283,9 @@ class Http1Connection(asyncio.Protocol):
         kept: list[bytes] = []
         length: int | None = None
         framed = False
-        for name, value in fields:
+        for i in range(0, len(fields), 2):
+            name = fields[i]
+            value = fields[i + 1]
             kind = _FIELD_KINDS.get(name)
             if kind is None:
                 kind = _field_kind(name)
@@ -281,7 +293,10 @@ class Http1Connection(asyncio.Protocol):
                 kept += (name, b": ", value, b"\r\n")
                 continue
             if kind == _CONNECTION and value.lower() not in _PLAIN_CONNECTION:
-                self._headers = [(n.decode("latin-1").lower(), v.decode("latin-1")) for n, v in fields]
+                self._headers = [
+                    (fields[j].decode("latin-1").lower(), fields[j + 1].decode("latin-1"))
+                    for j in range(0, len(fields), 2)
+                ]
                 return False
             if kind == _CONTENT_LENGTH:
                 framed = True
@@ -572,7 +587,7 @@ class Http1Pool:
 
     async def _connect(self) -> Http1Connection:
         loop = asyncio.get_running_loop()
-        conn = Http1Connection(self)
+        conn = Http1Connection(self, loop)
         try:
             async with asyncio.timeout(self.connect_timeout):
                 await loop.create_connection(
