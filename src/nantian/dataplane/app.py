@@ -358,7 +358,7 @@ class _WorkersState:
 async def run_proxy_workers(options: ProxyOptions, *, stop: asyncio.Event | None = None) -> int:
     """Supervise ``options.workers`` worker processes until ``stop`` (or SIGTERM/SIGINT), then drain them all."""
     stop = stop or asyncio.Event()
-    channel = WorkerChannelServer()
+    channel = WorkerChannelServer(admin_host=options.admin_host)
     await channel.start()
     supervisor = WorkerSupervisor(
         options.workers,

@@ -306,7 +306,7 @@ class ProxyRuntime:
         """Totals for status reports: requests, errors (5xx), active connections, ...; stream listeners'
         ``stream_connections``, ``stream_errors``, ``udp_sessions``, ... (see
         :class:`~nantian.proxy.stream_metrics.StreamMetrics`) and ``udp_sessions_active``."""
-        out = dict(self.metrics.counts)
+        out = self.metrics.counters()
         out.update(self._streams.metrics.counts)
         out["udp_sessions_active"] = self._streams.metrics.live_sessions()
         out["active_connections"] = self._connection_count()
@@ -548,7 +548,7 @@ class ProxyRuntime:
             negotiating = functools.partial(http1, None)
         else:
             negotiating = negotiating_factory(
-                http1, ref, server_tls=server_tls, options=options.h2, connections=connections
+                http1, ref, server_tls=server_tls, options=options.h2, connections=connections, on_error=on_error
             )
 
         def factory() -> asyncio.BaseProtocol:
