@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http
+from typing import Final
 
 from nantian.proxy.exchange import Headers
 
@@ -17,7 +18,7 @@ __all__ = [
     "status_line",
 ]
 
-HOP_BY_HOP = frozenset(
+HOP_BY_HOP: Final = frozenset(
     {
         "connection",
         "keep-alive",
@@ -32,9 +33,9 @@ HOP_BY_HOP = frozenset(
 )
 """Headers that describe one connection and are never forwarded (RFC 9110 section 7.6.1)."""
 
-LAST_CHUNK = b"0\r\n\r\n"
+LAST_CHUNK: Final = b"0\r\n\r\n"
 
-_STATUS_LINES: dict[int, bytes] = {
+_STATUS_LINES: Final[dict[int, bytes]] = {
     s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode("latin-1") for s in http.HTTPStatus
 }
 
@@ -45,7 +46,7 @@ def status_line(status: int) -> bytes:
     return line if line is not None else f"HTTP/1.1 {status} \r\n".encode("latin-1")
 
 
-_PLAIN_CONNECTION_TOKENS = frozenset({"keep-alive", "close", "upgrade"})
+_PLAIN_CONNECTION_TOKENS: Final = frozenset({"keep-alive", "close", "upgrade"})
 
 
 def end_to_end(headers: Headers) -> Headers:

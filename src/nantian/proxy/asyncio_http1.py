@@ -16,7 +16,7 @@ import logging
 import weakref
 from collections import deque
 from collections.abc import Callable, MutableSet
-from typing import cast
+from typing import Final, cast
 
 import attrs
 import httptools
@@ -50,7 +50,7 @@ class Http1Options:
     write upstream, the fast path); larger and chunked ones stream."""
 
 
-_EMPTY_BODY = EmptyBody()
+_EMPTY_BODY: Final = EmptyBody()
 """The body of every request without one (it holds no state)."""
 
 LINGER = 2.0
@@ -105,6 +105,11 @@ class Http1Server(asyncio.Protocol):
     ) -> None:
         self.listener = listener
         self.options = options or Http1Options()
+        # the limits read per request, as compiled attributes (options is an attrs instance: a lookup by name)
+        self._max_head = self.options.max_head
+        self._max_uri = self.options.max_uri
+        self._buffer_body = self.options.buffer_body
+        self._max_pipelined = self.options.max_pipelined
         self.scheme = scheme
         self.sni_section = sni_section
         self.sni = sni
@@ -186,7 +191,7 @@ class Http1Server(asyncio.Protocol):
             # the same head is still incomplete after this whole chunk (pipelined complete requests in a chunk
             # must not count against the next head)
             self._head_size += len(data)
-            if self._head_size > self.options.max_head:
+            if self._head_size > self._max_head:
                 self._protocol_error(431, "request head too large")
 
     def eof_received(self) -> bool | None:
@@ -266,7 +271,7 @@ class Http1Server(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self.options.max_uri:
+        if len(self._url) > self._max_uri:
             raise _ParseError(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -276,7 +281,7 @@ class Http1Server(asyncio.Protocol):
             self._trailers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
             return
         self._fields_size += len(name) + len(value) + 4
-        if self._fields_size > self.options.max_head:
+        if self._fields_size > self._max_head:
             raise _ParseError(431, "request head too large")
         self._raw.append(b"%s: %s\r\n" % (name, value))
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
@@ -325,9 +330,7 @@ class Http1Server(asyncio.Protocol):
             target = self._origin_form(target)
         body: StreamBody | None = None
         source: BodySource
-        small = (
-            not chunked and length is not None and 0 < length <= self.options.buffer_body and not expect and not upgrade
-        )
+        small = not chunked and length is not None and 0 < length <= self._buffer_body and not expect and not upgrade
         if small:
             assert length is not None
             source = BytesBody.expecting(length)
@@ -380,7 +383,7 @@ class Http1Server(asyncio.Protocol):
             self._run(cycle, self._now)
         else:
             self._queue.append(cycle)
-            if len(self._queue) >= self.options.max_pipelined:
+            if len(self._queue) >= self._max_pipelined:
                 self.pause_reading()
 
     def on_body(self, data: bytes) -> None:
@@ -478,7 +481,7 @@ class Http1Server(asyncio.Protocol):
             return
         if self._queue:
             nxt = self._queue.popleft()
-            if self._paused and len(self._queue) < self.options.max_pipelined // 2:
+            if self._paused and len(self._queue) < self._max_pipelined // 2:
                 self.resume_reading()
             self._run(nxt, self._loop.time())
         else:

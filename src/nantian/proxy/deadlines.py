@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from typing import Protocol
+from typing import Final, Protocol
 
 __all__ = ["RESOLUTION", "Deadlines", "Expirable"]
 
-RESOLUTION = 0.01
-_PER_SECOND = round(1 / RESOLUTION)
+RESOLUTION: Final = 0.01
+_PER_SECOND: Final = round(1 / RESOLUTION)
 
 
 class Expirable(Protocol):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
 
 from nantian.proxy._http1 import decode_fields, end_to_end
 from nantian.proxy.bodies import BytesBody
@@ -22,37 +21,19 @@ from nantian.proxy.deadlines import Deadlines, Expirable
 from nantian.proxy.exchange import Exchange, Headers, UpstreamError, UpstreamRequest
 from nantian.proxy.handler import CompiledListener
 from nantian.proxy.header_edits import apply_header_modifier
+from nantian.proxy.http1_response import Http1Response
 from nantian.proxy.route_plan import BackendPlan, RoutePlan
-from nantian.proxy.upstream_http1 import Http1Connection, Http1Pool
+from nantian.proxy.upstream_http1 import Http1Connection, Http1Pool, ResponseConsumer
 
-__all__ = ["FastForward", "SyncSink", "try_fast"]
+__all__ = ["FastForward", "try_fast"]
 
 log = logging.getLogger(__name__)
-
-
-class SyncSink(Protocol):
-    """A response sink that can be written from callbacks (the HTTP/1.1 front end's)."""
-
-    @property
-    def started(self) -> bool: ...
-
-    def start_now(self, status: int, headers: Headers) -> None: ...
-
-    def start_raw(self, status: int, fields: bytes, has_length: bool) -> None: ...
-
-    def send_now(self, data: bytes) -> bool: ...
-
-    def end_now(self, trailers: Headers | None = None) -> None: ...
-
-    def abort(self) -> None: ...
-
-    def on_drained(self, callback: Callable[[], None]) -> None: ...
 
 
 def try_fast(
     handler: object,
     ex: Exchange,
-    sink: SyncSink,
+    sink: Http1Response,
     fallback: Callable[[], None],
     loop: asyncio.AbstractEventLoop,
     deadlines: Deadlines,
@@ -83,7 +64,7 @@ def try_fast(
     return fast
 
 
-class FastForward:
+class FastForward(ResponseConsumer):
     """One request on the fast path; the upstream connection's response consumer."""
 
     __slots__ = (
@@ -112,7 +93,7 @@ class FastForward:
         plan: RoutePlan,
         backend: BackendPlan,
         ex: Exchange,
-        sink: SyncSink,
+        sink: Http1Response,
         pool: Http1Pool,
         conn: Http1Connection,
         fallback: Callable[[], None],

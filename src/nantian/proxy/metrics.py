@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from collections.abc import Iterator
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -12,7 +12,11 @@ from prometheus_client.registry import Collector
 
 __all__ = ["ProxyMetrics", "RequestStats"]
 
-_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BUCKETS: Final[list[float]] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
+]  # fmt: skip
+"""Upper bounds of the request duration histogram's buckets (seconds). A list: compiled code reads a tuple of
+floats as a C struct and boxes all of it again to pass it anywhere."""
 
 
 class RequestStats:
@@ -21,21 +25,43 @@ class RequestStats:
     A compiled route holds its own (:meth:`ProxyMetrics.stats_for`), so counting a request looks nothing up by
     name."""
 
-    __slots__ = ("_metrics", "buckets", "codes", "count", "total")
+    __slots__ = ("_last", "_last_backend", "_last_status", "_metrics", "buckets", "cells", "count", "total")
 
     def __init__(self, metrics: ProxyMetrics) -> None:
         self._metrics = metrics
-        self.codes: dict[tuple[str, int], int] = {}
+        self.cells: dict[tuple[str, int], list[int]] = {}
+        """(backend, status code) -> a one-item list holding the count (the last one used is kept at hand)."""
         self.buckets = [0] * (len(_BUCKETS) + 1)
         self.count = 0
         self.total = 0.0
+        self._last_backend = ""
+        self._last_status = 0
+        self._last: list[int] = [0]
+
+    @property
+    def codes(self) -> dict[tuple[str, int], int]:
+        """Requests by (backend, status code)."""
+        return {key: cell[0] for key, cell in list(self.cells.items())}
 
     def observe(self, backend: str, status: int, seconds: float) -> None:
         """Count one answered request and its duration."""
-        ckey = (backend, status)
-        codes = self.codes
-        codes[ckey] = codes.get(ckey, 0) + 1
-        self.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
+        if status == self._last_status and backend == self._last_backend:
+            self._last[0] += 1
+        else:
+            key = (backend, status)
+            cell = self.cells.get(key)
+            if cell is None:
+                cell = self.cells[key] = [0]
+            cell[0] += 1
+            self._last = cell
+            self._last_backend = backend
+            self._last_status = status
+        i = 0
+        for bound in _BUCKETS:  # bisect_left: the first bucket whose bound is >= seconds
+            if seconds <= bound:
+                break
+            i += 1
+        self.buckets[i] += 1
         self.count += 1
         self.total += seconds
         metrics = self._metrics
@@ -62,7 +88,7 @@ class _RequestCollector(Collector):
             labels=["listener", "route"],
         )
         for (listener, route), st in list(self._stats.items()):
-            for (backend, code), n in list(st.codes.items()):
+            for (backend, code), n in st.codes.items():
                 requests.add_metric([listener, route, backend, str(code)], n)
             cumulative = list(itertools.accumulate(st.buckets))
             bounds = [*(str(b) for b in _BUCKETS), "+Inf"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 from nantian.ir import HttpMatch, PathMatchType, StringMatchType
@@ -141,11 +141,11 @@ def _prefix_key(prefix: str) -> str:
 
 MATCH_CACHE_SIZE = 4096
 """Route decisions remembered per virtual host (the table is cleared when full)."""
-MATCH_CACHE_KEY_LIMIT = 512
+MATCH_CACHE_KEY_LIMIT: Final = 512
 """Requests whose path, query and matched header values are longer than this (characters) are matched without
 the cache, so a client cannot make the cache hold much memory."""
 
-_MISS = object()
+_MISS: Final = object()
 
 
 class RouteTable(Generic[T]):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import Final, cast
 
 import httptools
 
@@ -30,11 +31,16 @@ __all__ = ["Http1Connection", "Http1Pool", "ResponseConsumer"]
 
 log = logging.getLogger(__name__)
 
-_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
-_PLAIN, _HOP, _CONNECTION, _TRANSFER_ENCODING, _CONTENT_LENGTH = range(5)
-_FIELD_KINDS: dict[bytes, int] = {}
+_HOP_BY_HOP_BYTES: Final = frozenset(name.encode() for name in HOP_BY_HOP)
+# Final module constants: compiled code reads them as C values, not from the module dict per use
+_PLAIN: Final = 0
+_HOP: Final = 1
+_CONNECTION: Final = 2
+_TRANSFER_ENCODING: Final = 3
+_CONTENT_LENGTH: Final = 4
+_FIELD_KINDS: Final[dict[bytes, int]] = {}
 """Response field names as received (any case) -> what they are to the proxy; names repeat, lower() need not."""
-_FIELD_KINDS_LIMIT = 1024
+_FIELD_KINDS_LIMIT: Final = 1024
 
 
 def _field_kind(name: bytes) -> int:
@@ -52,36 +58,47 @@ def _field_kind(name: bytes) -> int:
     return kind
 
 
-_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+_PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close"})
 
-MAX_IDLE = 1024
+MAX_IDLE: Final = 1024
 """Idle keep-alive connections kept per endpoint (as many as concurrent requests needed, up to this)."""
 STALE_IDLE = 1.0
 """A reused connection that was idle at least this long and closes before any response byte is taken for one the
 upstream had already closed (a keep-alive race), and the request is sent again once. Shorter idle periods make the
 failure the request's own (retries are the route's policy, counted exactly)."""
-IDLE_TIMEOUT = 60.0
+IDLE_TIMEOUT: Final = 60.0
 """Seconds an idle upstream connection is kept before it is closed instead of reused."""
 
 
-class ResponseConsumer(Protocol):
+class ResponseConsumer(abc.ABC):
     """Receives one upstream response, from the connection's parser callbacks (no task involved).
 
     The async path (:meth:`Http1Pool.request`) and the callback fast path (:mod:`nantian.proxy.fastpath`) both
-    consume responses this way. Exactly one of ``on_error`` or ``on_end`` ends the response.
+    consume responses this way. Exactly one of ``on_error`` or ``on_end`` ends the response. A base class, not a
+    Protocol: compiled subclasses get their methods called directly, not looked up by name per call.
     """
 
-    def on_head(self, status: int, headers: Headers, content_length: int | None) -> None: ...
+    __slots__ = ()
 
-    def on_body(self, data: bytes) -> None: ...
+    @abc.abstractmethod
+    def on_head(self, status: int, headers: Headers, content_length: int | None) -> None:
+        """The response head (decoded end-to-end fields)."""
 
-    def on_end(self, trailers: Headers | None) -> None: ...
+    @abc.abstractmethod
+    def on_body(self, data: bytes) -> None:
+        """A piece of the response body."""
 
-    def on_error(self, error: UpstreamError) -> None: ...
+    @abc.abstractmethod
+    def on_end(self, trailers: Headers | None) -> None:
+        """The response is complete (``trailers`` of a chunked body, if any)."""
 
+    @abc.abstractmethod
+    def on_error(self, error: UpstreamError) -> None:
+        """The response failed (before or after its head)."""
+
+    @abc.abstractmethod
     def on_raw_head(self, status: int, fields: bytes, content_length: int | None) -> None:
         """Only called when the request was started with ``raw=True``: the end-to-end header lines, undecoded."""
-        ...
 
 
 class _Response:
@@ -102,7 +119,7 @@ class _Response:
         return self._conn.detach()
 
 
-class _AsyncConsumer:
+class _AsyncConsumer(ResponseConsumer):
     """Turns parser callbacks into a head future and a :class:`StreamBody`."""
 
     __slots__ = ("_body", "_conn", "head")
@@ -222,13 +239,8 @@ class Http1Connection(asyncio.Protocol):
                 drain.set_result(None)
 
     # -- parser callbacks --------------------------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        if self._raw:
-            self._raw_fields.clear()
-        else:
-            self._headers = []
-        self._trailers = None
-        self._in_head = True
+    # (no on_message_begin: one callback less per response; a response begins only after a request, and the
+    # request's start resets the message state, see _expect_response)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_head:
@@ -388,6 +400,15 @@ class Http1Connection(asyncio.Protocol):
             framing += f"content-length: {length}\r\n"
         return [encode_request_head(req.method, req.target, req.authority, req.headers, framing)]
 
+    def _expect_response(self) -> None:
+        """The next bytes are a new response (what a parser's on_message_begin would reset)."""
+        if self._raw:
+            self._raw_fields.clear()
+        else:
+            self._headers = []
+        self._trailers = None
+        self._in_head = True
+
     def start(self, req: UpstreamRequest, consumer: ResponseConsumer, *, body: bytes = b"", raw: bool = False) -> None:
         """Send a request with a body held in memory (often none); the response goes to ``consumer`` (the callback
         fast path).
@@ -398,6 +419,7 @@ class Http1Connection(asyncio.Protocol):
         assert transport is not None
         self._consumer = consumer
         self._raw = raw
+        self._expect_response()
         self._head_method = req.method
         self._response_done = False
         self._received_any = False
@@ -414,6 +436,7 @@ class Http1Connection(asyncio.Protocol):
         head: asyncio.Future[_Response] = loop.create_future()
         self._consumer = _AsyncConsumer(self, head)
         self._raw = False
+        self._expect_response()
         self._head_method = req.method
         self._response_done = False
         self._received_any = False
