@@ -401,6 +401,7 @@ class Http1Server(asyncio.Protocol):
         cycle = self._buffering
         if cycle is not None:
             self._buffering = None
+            assert cycle.exchange is not None
             source = cycle.exchange.body
             assert isinstance(source, BytesBody)
             source.fill(b"".join(self._buffered))
@@ -422,10 +423,12 @@ class Http1Server(asyncio.Protocol):
         """Serve ``cycle`` now (``now``: the loop time, read by the caller)."""
         self._active = cycle
         self.state = _State.BUSY
-        if cycle.stream_body is None and cycle.exchange.upgrade is None:
+        ex = cycle.exchange
+        assert ex is not None
+        if cycle.stream_body is None and ex.upgrade is None:
             try:
                 self._fast = try_fast(
-                    self.listener.current, cycle.exchange, cycle, self._fallback, self._loop, self._deadlines, now
+                    self.listener.current, ex, cycle, self._fallback, self._loop, self._deadlines, now
                 )
             except Exception:
                 log.error("http1.fast_path_failed listener=%s", self.listener.name, exc_info=True)
@@ -446,7 +449,9 @@ class Http1Server(asyncio.Protocol):
 
     async def _handle(self, cycle: Http1Response) -> None:
         try:
-            await self.listener.current.handle(cycle.exchange)
+            ex = cycle.exchange
+            assert ex is not None
+            await self.listener.current.handle(ex)
         except asyncio.CancelledError:
             if not cycle.ended:
                 cycle.abort()
@@ -470,6 +475,7 @@ class Http1Server(asyncio.Protocol):
             return
         self._active = None
         self._fast = None
+        cycle.exchange = None  # the exchange refers back to its response: let reference counting free both
         body = cycle.stream_body
         if body is not None and not body.done:
             # the body was not read to its end: the rest of it cannot be told apart from the next request

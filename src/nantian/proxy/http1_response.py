@@ -36,9 +36,6 @@ class Http1Response:
         "stream_body",
     )
 
-    exchange: Exchange
-    """The request (set by the connection right after it made both)."""
-
     def __init__(
         self,
         conn: Http1Server,
@@ -49,6 +46,10 @@ class Http1Response:
         stream_body: StreamBody | None = None,
     ) -> None:
         self._conn = conn
+        self.exchange: Exchange | None = None
+        """The request (set by the connection right after it made both, dropped when the response has ended: the
+        two refer to each other, and the cycle must not outlive the request or only the garbage collector could
+        free them)."""
         self.stream_body = stream_body
         """The request body when it streams (``None``: no body, or read whole before the request started)."""
         self.keep_alive = keep_alive
