@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_response_head, status_line
+from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_response_head, status_line, write_parts
 from nantian.proxy.bodies import Tunnel
 from nantian.proxy.exchange import Headers
 
@@ -117,15 +117,18 @@ class Http1Response:
         transport = conn.transport
         if transport is None or conn.closed:
             raise ConnectionResetError("client went away")
-        parts: list[bytes] = []
-        if self._head is not None:
-            parts.append(self._head)
-            self._head = None
+        head = self._head
         if self._chunked:
-            parts.extend(encode_chunk(data))
+            parts = encode_chunk(data)
+            if head is not None:
+                self._head = None
+                parts.insert(0, head)
+            write_parts(transport, parts)
+        elif head is not None:
+            self._head = None
+            write_parts(transport, [head, data])
         else:
-            parts.append(data)
-        transport.writelines(parts)
+            transport.write(data)
         return not conn.write_paused
 
     async def end(self, trailers: Headers | None = None) -> None:
@@ -150,7 +153,7 @@ class Http1Response:
                 else:
                     parts.append(LAST_CHUNK)
             if parts:
-                transport.writelines(parts)
+                write_parts(transport, parts)
         conn.response_ended()
 
     def on_drained(self, callback: Callable[[], None]) -> None:

@@ -15,7 +15,14 @@ import httptools
 
 from nantian.errors import RemoteProtocolError
 from nantian.ir import AppProtocol, Cluster, Endpoint
-from nantian.proxy._http1 import HOP_BY_HOP, LAST_CHUNK, decode_fields, encode_chunk, encode_request_head
+from nantian.proxy._http1 import (
+    HOP_BY_HOP,
+    LAST_CHUNK,
+    decode_fields,
+    encode_chunk,
+    encode_request_head,
+    write_parts,
+)
 from nantian.proxy.bodies import StreamBody, Tunnel
 from nantian.proxy.exchange import (
     BodySource,
@@ -302,9 +309,12 @@ class Http1Connection(asyncio.Protocol):
             if kind is None:
                 kind = _field_kind(name)
             if kind == _PLAIN:
-                kept += (name, b": ", value, b"\r\n")
+                kept.append(name)  # (four appends: no tuple per field)
+                kept.append(b": ")
+                kept.append(value)
+                kept.append(b"\r\n")
                 continue
-            if kind == _CONNECTION and value.lower() not in _PLAIN_CONNECTION:
+            if kind == _CONNECTION and value not in _PLAIN_CONNECTION and value.lower() not in _PLAIN_CONNECTION:
                 self._headers = [
                     (fields[j].decode("latin-1").lower(), fields[j + 1].decode("latin-1"))
                     for j in range(0, len(fields), 2)
@@ -427,7 +437,7 @@ class Http1Connection(asyncio.Protocol):
         parts = self._request_head(req, len(body))
         if body:
             parts.append(body)
-        transport.writelines(parts)
+        write_parts(transport, parts)
 
     async def send(self, req: UpstreamRequest, body: BodySource) -> _Response:
         transport = self.transport
@@ -444,7 +454,7 @@ class Http1Connection(asyncio.Protocol):
         first = self._request_head(req, length)
         if length == 0 or isinstance(body, EmptyBody):
             self._request_sent = True
-            transport.writelines(first)
+            write_parts(transport, first)
         else:
             self._request_sent = False
             try:
@@ -456,7 +466,7 @@ class Http1Connection(asyncio.Protocol):
                 first.extend(encode_chunk(chunk))
             elif chunk:
                 first.append(chunk)
-            transport.writelines(first)
+            write_parts(transport, first)
             if chunk and length is not None and len(chunk) >= length:
                 self._request_sent = True  # the whole body was in the first chunk (a buffered body)
             elif chunk:
@@ -485,7 +495,7 @@ class Http1Connection(asyncio.Protocol):
                         # the response came first; the connection was held back until the request was sent
                         self.close()
                     return
-                transport.writelines(encode_chunk(chunk) if chunked else [chunk])
+                write_parts(transport, encode_chunk(chunk) if chunked else [chunk])
                 await self._drained()
         except Exception as exc:  # the downstream body broke (client went away): this request is lost
             log.debug("upstream.body_failed error=%r", exc)
