@@ -283,7 +283,11 @@ class Http1Server(asyncio.Protocol):
         self._fields_size += len(name) + len(value) + 4
         if self._fields_size > self._max_head:
             raise _ParseError(431, "request head too large")
-        self._raw.append(b"%s: %s\r\n" % (name, value))
+        raw = self._raw  # the line as received, in pieces joined once per head (cheaper than formatting each line)
+        raw.append(name)
+        raw.append(b": ")
+        raw.append(value)
+        raw.append(b"\r\n")
         self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -468,8 +472,9 @@ class Http1Server(asyncio.Protocol):
         if not cycle.ended:
             cycle.abort()
 
-    def response_ended(self) -> None:
-        """Called by the response sink when the active response is complete."""
+    def response_ended(self, now: float = -1.0) -> None:
+        """Called by the response sink when the active response is complete (``now``: the loop time, if the caller
+        has it)."""
         cycle = self._active
         if cycle is None:
             return
@@ -489,10 +494,10 @@ class Http1Server(asyncio.Protocol):
             nxt = self._queue.popleft()
             if self._paused and len(self._queue) < self._max_pipelined // 2:
                 self.resume_reading()
-            self._run(nxt, self._loop.time())
+            self._run(nxt, now if now >= 0.0 else self._loop.time())
         else:
             self.state = _State.HEAD if self._in_head else _State.IDLE
-            self.state_since = self._loop.time()
+            self.state_since = now if now >= 0.0 else self._loop.time()
 
     def _send_continue(self) -> None:
         if self.transport is not None and not self.closed:

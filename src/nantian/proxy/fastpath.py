@@ -196,8 +196,9 @@ class FastForward(ResponseConsumer):
         if self._done:
             return
         try:
-            self._finish(now=self.conn.now)
-            self.sink.end_now(trailers)
+            now = self.conn.now
+            self._finish(now=now)
+            self.sink.end_now(trailers, now)
         except Exception:
             self._crash()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from nantian.proxy._http1 import LAST_CHUNK, encode_chunk, encode_response_head, status_line, write_parts
 from nantian.proxy.bodies import Tunnel
@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from nantian.proxy.exchange import Exchange
 
 __all__ = ["Http1Response", "Http1Upgraded"]
+
+
+_HEAD_ENDS: Final[dict[str, bytes]] = {
+    chunked + connection: (chunked + connection + "\r\n").encode("latin-1")
+    for chunked in ("", "transfer-encoding: chunked\r\n")
+    for connection in ("", "connection: close\r\n", "connection: keep-alive\r\n")
+}
+"""The framing lines a response head can end with (see ``_framing``), encoded with the final empty line."""
 
 
 class Http1Response:
@@ -56,7 +64,8 @@ class Http1Response:
         self._method = method
         self._version = version
         self._te_trailers = te_trailers
-        self._head: bytes | None = None
+        self._head: list[bytes] | None = None
+        """The response head until it is written (with the first body bytes), in pieces joined once."""
         self._chunked = False
         self._no_body = False
         self.started = False
@@ -73,12 +82,16 @@ class Http1Response:
                 has_length = True
                 break
         self._start(status, has_length)
-        self._head = encode_response_head(status, headers, self._framing(status, has_length))
+        self._head = [encode_response_head(status, headers, self._framing(status, has_length))]
 
     def start_raw(self, status: int, fields: bytes, has_length: bool) -> None:
         """Start with a header block already encoded (``name: value\r\n`` lines, end-to-end fields only)."""
         self._start(status, has_length)
-        self._head = status_line(status) + fields + self._framing(status, has_length).encode("latin-1") + b"\r\n"
+        framing = self._framing(status, has_length)
+        end = _HEAD_ENDS.get(framing)
+        if end is None:
+            end = (framing + "\r\n").encode("latin-1")
+        self._head = [status_line(status), fields, end]
 
     def _start(self, status: int, has_length: bool) -> None:
         if self.started:
@@ -118,15 +131,15 @@ class Http1Response:
         if transport is None or conn.closed:
             raise ConnectionResetError("client went away")
         head = self._head
-        if self._chunked:
-            parts = encode_chunk(data)
-            if head is not None:
-                self._head = None
-                parts.insert(0, head)
-            write_parts(transport, parts)
-        elif head is not None:
+        if head is not None:
             self._head = None
-            write_parts(transport, [head, data])
+            if self._chunked:
+                head.extend(encode_chunk(data))
+            else:
+                head.append(data)
+            write_parts(transport, head)
+        elif self._chunked:
+            write_parts(transport, encode_chunk(data))
         else:
             transport.write(data)
         return not conn.write_paused
@@ -134,18 +147,18 @@ class Http1Response:
     async def end(self, trailers: Headers | None = None) -> None:
         self.end_now(trailers)
 
-    def end_now(self, trailers: Headers | None = None) -> None:
-        """:meth:`end` without the coroutine."""
+    def end_now(self, trailers: Headers | None = None, now: float = -1.0) -> None:
+        """:meth:`end` without the coroutine (``now``: the loop time, if the caller has it)."""
         if self.ended:
             return
         self.ended = True
         conn = self._conn
         transport = conn.transport
         if transport is not None and not conn.closed:
-            parts: list[bytes] = []
-            if self._head is not None:
-                parts.append(self._head)
-                self._head = None
+            parts = self._head
+            self._head = None
+            if parts is None:
+                parts = []
             if self._chunked:
                 if trailers and self._te_trailers:
                     fields = "".join(f"{k}: {v}\r\n" for k, v in trailers)
@@ -154,7 +167,7 @@ class Http1Response:
                     parts.append(LAST_CHUNK)
             if parts:
                 write_parts(transport, parts)
-        conn.response_ended()
+        conn.response_ended(now)
 
     def on_drained(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the client's write buffer has drained."""

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import random
 from collections.abc import Sequence
+from typing import Final
 
 from nantian.errors import RemoteProtocolError
 from nantian.ir import AppProtocol, HeaderModifier, HttpRoute, PathMatchType
@@ -84,6 +85,30 @@ class BackendPlan:
     name: str
     request_headers: HeaderModifier | None = None
     response_headers: HeaderModifier | None = None
+
+
+_FORWARDED: Final[dict[str, dict[str | None, bytes]]] = {"http": {}, "https": {}}
+"""Scheme -> client address -> its encoded ``x-forwarded-for``/``x-forwarded-proto`` lines (clients repeat)."""
+FORWARDED_CACHE_SIZE: Final = 4096
+
+
+def _forwarded_lines(client_ip: str | None, scheme: str) -> bytes:
+    """The ``x-forwarded-for`` (if the client is known) and ``x-forwarded-proto`` lines a forwarded request gets."""
+    cache = _FORWARDED.get(scheme)
+    if cache is not None:
+        found = cache.get(client_ip)
+        if found is not None:
+            return found
+    lines = (
+        f"x-forwarded-for: {client_ip}\r\nx-forwarded-proto: {scheme}\r\n"
+        if client_ip
+        else f"x-forwarded-proto: {scheme}\r\n"
+    ).encode("latin-1")
+    if cache is not None:
+        if len(cache) >= FORWARDED_CACHE_SIZE:
+            cache.clear()
+        cache[client_ip] = lines
+    return lines
 
 
 async def answer(exchange: Exchange, status: int, headers: Headers | None = None, body: bytes = b"") -> Outcome:
@@ -291,11 +316,7 @@ class RoutePlan:
                     raw = None
                     break
         if raw is not None:
-            extra = (
-                f"x-forwarded-for: {client_ip}\r\nx-forwarded-proto: {head.scheme}\r\n"
-                if client_ip
-                else f"x-forwarded-proto: {head.scheme}\r\n"
-            )
+            extra = _forwarded_lines(client_ip, head.scheme)
             return UpstreamRequest(
                 method=head.method,
                 target=target,
@@ -303,7 +324,7 @@ class RoutePlan:
                 scheme=head.scheme,
                 headers=[],
                 raw_headers=raw,
-                extra_headers=raw_lines + extra.encode("latin-1") if raw_lines else extra.encode("latin-1"),
+                extra_headers=raw_lines + extra if raw_lines else extra,
             )
         upgrade = head.header("upgrade") if ex.upgrade is not None else None
         out: Headers = []

@@ -222,7 +222,10 @@ class RouteTable(Generic[T]):
             for k, v in headers:
                 if k in names:  # a short tuple: faster than a set here
                     hmap[k] = f"{hmap[k]},{v}" if k in hmap else v
-            key: tuple[str | None, ...] = (method, path, query if self._uses_query else "", *map(hmap.get, names))
+            parts: list[str | None] = [method, path, query if self._uses_query else ""]
+            for name in names:  # (a loop and tuple(list): cheaper than *map(...) in compiled code)
+                parts.append(hmap.get(name))
+            key: tuple[str | None, ...] = tuple(parts)
         else:
             key = (method, path, query) if self._uses_query else (method, path)
         cache = self._cache
