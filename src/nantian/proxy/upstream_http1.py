@@ -48,9 +48,24 @@ _CONTENT_LENGTH: Final = 4
 _FIELD_KINDS: Final[dict[bytes, int]] = {}
 """Response field names as received (any case) -> what they are to the proxy; names repeat, lower() need not."""
 _FIELD_KINDS_LIMIT: Final = 1024
+_SPECIAL_LENGTHS: Final = frozenset({len(n) for n in _HOP_BY_HOP_BYTES} | {len(b"content-length")})
+_MAYBE_SPECIAL: Final[list[bool]] = [n in _SPECIAL_LENGTHS for n in range(max(_SPECIAL_LENGTHS) + 1)]
+"""By name length: whether a field of that length can be a hop-by-hop or framing field (most response fields are
+told apart by their length alone, without hashing the name)."""
 
 
 def _field_kind(name: bytes) -> int:
+    """What a response field is to the proxy (``_PLAIN``, ``_HOP``, ...), by its name as received (any case)."""
+    n = len(name)
+    if n >= len(_MAYBE_SPECIAL) or not _MAYBE_SPECIAL[n]:
+        return _PLAIN
+    kind = _FIELD_KINDS.get(name)
+    if kind is None:
+        kind = _classify(name)
+    return kind
+
+
+def _classify(name: bytes) -> int:
     lower = name.lower()
     if lower == b"connection":
         kind = _CONNECTION
@@ -305,9 +320,7 @@ class Http1Connection(asyncio.Protocol):
         for i in range(0, len(fields), 2):
             name = fields[i]
             value = fields[i + 1]
-            kind = _FIELD_KINDS.get(name)
-            if kind is None:
-                kind = _field_kind(name)
+            kind = _field_kind(name)
             if kind == _PLAIN:
                 kept.append(name)  # (four appends: no tuple per field)
                 kept.append(b": ")
@@ -354,7 +367,7 @@ class Http1Connection(asyncio.Protocol):
         self._consumer = None
         keep = self._parser.should_keep_alive() if self._head_method != "HEAD" else True
         if keep and self._request_sent and not self._closed:
-            self._pool._release(self)
+            self._pool._release(self, self.now)
         else:
             self.close()
         consumer.on_end(self._trailers)
@@ -605,12 +618,13 @@ class Http1Pool:
             loop = self._loop = asyncio.get_running_loop()  # cached: each call costs a getpid() system call
         return loop.time()
 
-    def _release(self, conn: Http1Connection) -> None:
+    def _release(self, conn: Http1Connection, now: float = -1.0) -> None:
+        """``conn`` is idle again (``now``: the loop time, if the caller has it)."""
         if self._closed or len(self._idle) >= MAX_IDLE:
             conn.close()
             return
         conn.reused = True
-        conn.idle_since = self._loop_time()
+        conn.idle_since = now if now >= 0.0 else self._loop_time()
         self._idle.append(conn)
 
     def _forget(self, conn: Http1Connection) -> None:
