@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections import deque
 from collections.abc import Callable
 from typing import Final, cast
 
@@ -579,7 +578,7 @@ class Http1Pool:
         self.connect_timeout = connect_timeout
         self._ssl = ssl_context
         self._server_hostname = server_hostname
-        self._idle: deque[Http1Connection] = deque()
+        self._idle: list[Http1Connection] = []  # a stack (most recently used last): list operations compile to C calls
         self._all: set[Http1Connection] = set()
         self._active = 0
         self._closed = False
