@@ -8,7 +8,9 @@ routes, in Gateway API precedence order. The measured route (``/``, what wrk req
 after routes with header matches the request does not satisfy, and has a header match itself (``host`` regex).
 ``--variant full`` gives it request and response header modifiers and request/backend timeouts;
 ``--variant passthrough`` keeps the timeouts but changes no header, so the proxy's fast path forwards the
-received header bytes unchanged. Both variants keep the metrics; ``full`` also writes the access log (one line per
+received header bytes unchanged; ``--variant local`` answers the measured route itself (200, no backend: what
+benchmarks/proxy_workers.py uses to show ``--workers`` scaling with no backend on the cores). All variants keep the
+metrics; ``full`` also writes the access log (one line per
 request, batched, to a temporary file removed at exit; ``--access-log PATH`` keeps it), ``passthrough`` does not.
 
 ``--workers N`` (N > 1) serves the same snapshot from N worker processes sharing the port with ``SO_REUSEPORT``,
@@ -36,6 +38,7 @@ SECTION = f"{GATEWAY}/http"
 
 def _measured_route(variant: str) -> ir.HttpRoute:
     full = variant == "full"
+    local = variant == "local"
     return ir.HttpRoute(
         name="HTTPRoute/bench/measured/0/0",
         route="HTTPRoute/bench/measured",
@@ -50,7 +53,8 @@ def _measured_route(variant: str) -> ir.HttpRoute:
         else None,
         response_headers=ir.HeaderModifier(set=(ir.Header(name="x-served-by", value="nantian"),)) if full else None,
         timeouts=ir.Timeouts(request=15.0, backend_request=10.0),
-        backends=(ir.WeightedCluster(cluster="bench/backend:80"),),
+        backends=() if local else (ir.WeightedCluster(cluster="bench/backend:80"),),
+        direct_status=200 if local else None,
     )
 
 
@@ -181,7 +185,7 @@ async def supervise(workers: int, argv: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", choices=("full", "passthrough"), default="full")
+    parser.add_argument("--variant", choices=("full", "passthrough", "local"), default="full")
     parser.add_argument("--routes", type=int, default=300)
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     parser.add_argument("--access-log", help="full variant: write the access log here (default: a temporary file)")
