@@ -10,6 +10,7 @@ process: the store feeds the consumer directly) and ``grpc`` (:class:`GrpcTransp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from nantian.xds.store import SnapshotStore
 from nantian.xds.tls import ClientTls, ServerTls
 
 __all__ = [
+    "INPROCESS_STATUS_INTERVAL",
     "ClientOptions",
     "EnvoyTransport",
     "GrpcTransport",
@@ -52,6 +54,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+INPROCESS_STATUS_INTERVAL = 1.0
+"""Seconds between the in-process data plane's status reports: the gRPC client's poll period
+(:class:`~nantian.xds.client.XdsClient` ``status_poll``). A report in-process is a function call, so the
+in-process client records one every period, counters included, where the gRPC client sends one only when what it
+says changed or its ``status_interval`` passed."""
 
 
 @attrs.frozen(kw_only=True)
@@ -200,13 +208,25 @@ class InProcessClient:
 
     A refused snapshot is recorded as a Nack in the registry; the consumer keeps the last good one; a newer
     snapshot is applied as usual, and a refused one that is still the newest is retried after the server's
-    ``retry_rejected`` seconds (doubling).
+    ``retry_rejected`` seconds (doubling). The consumer's status (version, listeners, counters) is reported to the
+    registry after every apply or refusal and every ``status_interval`` seconds while running, as a gRPC data
+    plane's periodic status reports.
     """
 
-    def __init__(self, server: InProcessServer, consumer: ConfigConsumer, options: ClientOptions) -> None:
+    def __init__(
+        self,
+        server: InProcessServer,
+        consumer: ConfigConsumer,
+        options: ClientOptions,
+        *,
+        status_interval: float = INPROCESS_STATUS_INTERVAL,
+    ) -> None:
+        if status_interval <= 0:
+            raise ValueError(f"status_interval must be positive, not {status_interval}")
         self._server = server
         self.consumer = consumer
         self.options = options
+        self.status_interval = status_interval
         self.snapshot = options.snapshot
         self.last_error: str | None = None
         self.applied = 0
@@ -235,6 +255,7 @@ class InProcessClient:
             self.options.node_id, gateways=tuple(sorted(gateways)), peer="inprocess", transport="inprocess"
         )
         closed = asyncio.create_task(self._closed.wait())
+        reporter = asyncio.create_task(self._report_forever(registry, record), name="inprocess-status")
         try:
             held = self.snapshot
             commands = session.handle(HelloReceived(self.options.node_id, gateways, held.version if held else "", held))
@@ -256,7 +277,23 @@ class InProcessClient:
                     commands += session.handle(Tick(time.monotonic()))
         finally:
             closed.cancel()
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
             registry.disconnect(record)
+
+    async def _report_forever(self, registry: NodeRegistry, record: NodeRecord) -> None:
+        """Report the consumer's status every ``status_interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.status_interval)
+            self._report(registry, record)
+
+    def _report(self, registry: NodeRegistry, record: NodeRecord) -> None:
+        """Record the consumer's status now (a failure to take it is logged: the next report may succeed)."""
+        try:
+            registry.reported(record, status_of(self.consumer, self.version))
+        except Exception:  # a consumer bug must not stop the reports, nor the config stream
+            log.exception("inprocess.report_failed node=%s", record.node_id)
 
     async def _execute(
         self, command: Command, session: ServerSession, registry: NodeRegistry, record: NodeRecord
@@ -281,7 +318,7 @@ class InProcessClient:
                     self.applied += 1
                     log.info("inprocess.applied version=%s", snapshot.version)
                     event = AckReceived(snapshot.version, nonce)
-                registry.reported(record, status_of(self.consumer, self.version))
+                self._report(registry, record)
                 async with self._changed:
                     self._changed.notify_all()
                 return session.handle(event)
@@ -297,7 +334,9 @@ class InProcessTransport:
 
     name = "inprocess"
 
-    def __init__(self) -> None:
+    def __init__(self, *, status_interval: float = INPROCESS_STATUS_INTERVAL) -> None:
+        self.status_interval = status_interval
+        """Seconds between the client's status reports (see :data:`INPROCESS_STATUS_INTERVAL`)."""
         self._server: InProcessServer | None = None
 
     def server(self, store: SnapshotStore, options: ServerOptions) -> TransportServer:
@@ -307,4 +346,4 @@ class InProcessTransport:
     def client(self, consumer: ConfigConsumer, options: ClientOptions) -> TransportClient:
         if self._server is None:
             raise ValueError("make the in-process transport's server (the store's end) before its client")
-        return InProcessClient(self._server, consumer, options)
+        return InProcessClient(self._server, consumer, options, status_interval=self.status_interval)
