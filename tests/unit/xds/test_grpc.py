@@ -368,3 +368,39 @@ async def test_refused_version_is_offered_again_and_converges_once_it_applies() 
             assert record.nacks >= 1
     finally:
         await server.stop()
+
+
+class _Serving(RecordingConsumer):
+    """A consumer whose request counter moves while its configuration does not (a proxy under load)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = 0
+
+    def counters(self) -> dict[str, int]:
+        return {**super().counters(), "requests": self.requests}
+
+
+async def test_counters_reach_the_control_plane_without_a_config_change() -> None:
+    store = SnapshotStore()
+    server = XdsServer(store)
+    await server.start()
+    store.publish(sample_snapshot(1, tag="c"))
+    consumer = _Serving()
+    client = XdsClient(server.address, consumer, node_id="busy", backoff=FAST, status_poll=0.05, counters_interval=0.2)
+    try:
+        async with running(client):
+            await until(client, lambda: client.version is not None)
+            record = server.registry.get("busy")
+            assert record is not None
+            await eventually(lambda: record.last_status is not None)
+            first = record.last_status
+            assert first is not None and first.counters["requests"] == 0
+            consumer.requests = 25  # served, nothing else changed: only the counters interval lets it through
+            await eventually(lambda: record.last_status is not None and record.last_status.counters["requests"] == 25)
+            assert record.messages_sent == 1  # the control plane sent nothing new
+            reports = record.last_status
+            await asyncio.sleep(0.5)  # unchanged counters: no new report (the 30 s heartbeat is far away)
+            assert record.last_status is reports
+    finally:
+        await server.stop()
