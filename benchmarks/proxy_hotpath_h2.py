@@ -192,7 +192,9 @@ async def _measure(variant: str, streams: int, n: int, profile: bool, access_log
         spent = await run(batches)
         if prof is not None:
             prof.disable()
-            pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "30")))
+            pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(
+                int(os.environ.get("TOP", "30"))
+            )
         if client.answered - answered != batches * BATCH:
             raise SystemExit(f"{client.answered - answered} answers to {batches * BATCH} requests")
         server.close()

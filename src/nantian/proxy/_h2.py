@@ -156,19 +156,38 @@ def outbound_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, by
     ``trailers``, no stray pseudo-headers, values without surrounding whitespace. A field HTTP/2 cannot carry (empty
     name, or CR, LF or NUL in it) is dropped: h2's own outbound validation is off, this is the check."""
     out: list[tuple[bytes, bytes]] = []
+    cache = _OUTBOUND
     for name, value in headers:
-        n = name.lower()
-        if n in CONNECTION_HEADERS or n.startswith(":") or n == "host" or not n:
-            continue
-        if n == "te" and value.strip().lower() != "trailers":
-            continue
-        if _FORBIDDEN.search(n) or _FORBIDDEN.search(value):
-            continue
-        out.append((n.encode("latin-1"), value.strip().encode("latin-1")))
+        field = (name, value)
+        encoded = cache.get(field, _UNKNOWN)
+        if encoded is _UNKNOWN:
+            encoded = _outbound_field(name, value)
+            if encoded is None or encoded[0] not in _SENSITIVE:  # credentials are not kept
+                if len(cache) >= _OUTBOUND_CACHED:
+                    cache.clear()
+                cache[field] = encoded
+        if encoded is not None:
+            out.append(encoded)
     return out
 
 
+def _outbound_field(name: str, value: str) -> tuple[bytes, bytes] | None:
+    """One field as HTTP/2 carries it (``None``: not at all)."""
+    n = name.lower()
+    if n in CONNECTION_HEADERS or n.startswith(":") or n == "host" or not n:
+        return None
+    if n == "te" and value.strip().lower() != "trailers":
+        return None
+    if _FORBIDDEN.search(n) or _FORBIDDEN.search(value):
+        return None
+    return n.encode("latin-1"), value.strip().encode("latin-1")
+
+
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
+_UNKNOWN = (b"", b"")
+_OUTBOUND: dict[tuple[str, str], tuple[bytes, bytes] | None] = {}
+"""Fields already made fit for HTTP/2 (most response fields repeat: server, content-type, a date per second)."""
+_OUTBOUND_CACHED = 4096
 
 
 class FrameScanner:

@@ -73,9 +73,10 @@ class H2Options:
 class H2ResponseSink:
     """The :class:`~nantian.proxy.exchange.ResponseSink` of one downstream stream.
 
-    The response head goes out on the first ``send``, on ``end``, or one event-loop turn after ``start``, whichever
-    comes first: a response that ends right away (a gRPC *trailers-only* answer, an empty body) is then a single
-    HEADERS frame with END_STREAM, which gRPC clients require.
+    The response head goes out on the first ``send``, on ``end``, or with the connection's next write after
+    ``start`` (at the end of the event-loop turn), whichever comes first: a response that ends right away (a gRPC
+    *trailers-only* answer, an empty body) is then a single HEADERS frame with END_STREAM, which gRPC clients
+    require.
 
     For a gRPC request, a non-gRPC answer with a status other than 200 (a local error, or an HTTP error page from
     the backend) becomes a trailers-only gRPC response (see :mod:`nantian.proxy.grpc`) and its body is dropped.
@@ -88,7 +89,6 @@ class H2ResponseSink:
         self._started = False
         self._ended = False
         self._head: list[tuple[bytes, bytes]] | None = None
-        self._head_timer: asyncio.Handle | None = None
         self.status: int | None = None
 
     @property
@@ -112,17 +112,19 @@ class H2ResponseSink:
             self._protocol.flush()
             self._ended = True
             return
-        self._head = [(b":status", str(status).encode()), *_h2.outbound_headers(headers)]
-        self._head_timer = asyncio.get_running_loop().call_soon(self._send_head)
+        head = _h2.outbound_headers(headers)
+        head.insert(0, (b":status", _STATUS.get(status) or str(status).encode()))
+        self._head = head
+        self._protocol.defer_head(self)
 
-    def _send_head(self, *, end_stream: bool = False) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-        head, self._head = self._head, None
-        if head is not None and not self._stream.broken:
-            self._protocol.core.send_headers(self._stream.stream_id, head, end_stream=end_stream)
-            self._protocol.flush()
+    def send_head(self, *, end_stream: bool = False) -> None:
+        """Send the head ``start`` kept back, if it is still waiting (the connection calls this before it writes)."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self._stream.broken:
+                self._protocol.core.send_headers(self._stream.stream_id, head, end_stream=end_stream)
+                self._protocol.flush()
 
     async def send(self, data: bytes) -> None:
         """Queue ``data`` and wait for the client's window.
@@ -131,10 +133,13 @@ class H2ResponseSink:
             reset (an ``OSError``, which the core treats like a broken connection).
         """
         if not self._ended and data:
-            self._send_head()
+            if self._head is not None:
+                self.send_head()
+            if not self._protocol.queue_data(self._stream, data):
+                return  # the usual case: no window or buffer to wait for, no timer to arm
             try:
                 async with asyncio.timeout(self._protocol.options.send_timeout):
-                    await self._protocol.send_data(self._stream, data)
+                    await self._stream.wait_writable()
             except TimeoutError:
                 log.debug("h2.send_timeout listener=%s stream=%d", self._protocol.listener.name, self._stream.stream_id)
                 self.abort()
@@ -146,10 +151,11 @@ class H2ResponseSink:
         if self._ended:
             return
         self._ended = True
-        if self._head is not None and not trailers:
-            self._send_head(end_stream=True)
-            return
-        self._send_head()
+        if self._head is not None:
+            if not trailers:
+                self.send_head(end_stream=True)
+                return
+            self.send_head()
         self._protocol.end_stream(self._stream, trailers)
 
     def taken_over(self) -> None:
@@ -159,8 +165,6 @@ class H2ResponseSink:
     def abort(self) -> None:
         if not self._ended:
             self._ended = True
-            if self._head_timer is not None:
-                self._head_timer.cancel()
             self._head = None
             self._protocol.reset_stream(self._stream, h2.errors.ErrorCodes.INTERNAL_ERROR)
 
@@ -193,34 +197,69 @@ class H2Tunnel:
             self._protocol.reset_stream(self._stream)
 
 
-def _request_head(
-    headers: Headers, *, client: tuple[str, int] | None, tls: TlsSession | None
-) -> tuple[RequestHead, str | None]:
-    """The exchange's request head, and the ``:protocol`` of an extended CONNECT (else ``None``)."""
-    pseudo: dict[str, str] = {}
+_STATUS: dict[int, bytes] = {code: str(code).encode() for code in range(100, 600)}
+"""``:status`` values, encoded once."""
+
+
+class _Request(typing.NamedTuple):
+    """What :func:`_request_head` read from a request's header list."""
+
+    head: RequestHead
+    protocol: str | None
+    """The ``:protocol`` of an extended CONNECT."""
+    content_length: int | None
+    grpc: bool
+    """``content-type`` says gRPC (:func:`nantian.proxy.grpc.is_grpc`)."""
+
+
+def _request_head(headers: Headers, *, client: tuple[str, int] | None, tls: TlsSession | None) -> _Request:
+    """The exchange's request head, and what the front end needs to know about it, from one pass over the fields
+    (h2 validated them: pseudo-headers come first, names are lower case)."""
+    method = target = authority = ""
+    scheme = protocol = host = content_type = None
+    content_length: int | None = None
+    seen_length = False
     regular: Headers = []
-    host = None
-    for name, value in headers:
-        if name.startswith(":"):
-            pseudo[name] = value
+    for field in headers:
+        name = field[0]
+        if name[0] == ":":
+            if name == ":method":
+                method = field[1]
+            elif name == ":path":
+                target = field[1]
+            elif name == ":authority":
+                authority = field[1]
+            elif name == ":scheme":
+                scheme = field[1]
+            elif name == ":protocol":
+                protocol = field[1]
         elif name == "host":
-            host = value
+            host = field[1]
         else:
-            regular.append((name, value))
-    authority = pseudo.get(":authority") or host or ""
-    default_scheme = "https" if tls is not None else "http"
+            if name == "content-length" and not seen_length:
+                seen_length = True
+                value = field[1]
+                content_length = int(value) if value.isdigit() else None
+            elif name == "content-type" and content_type is None:
+                content_type = field[1]
+            regular.append(field)
+    authority = authority or host or ""
+    if authority:
+        # As an HTTP/1.1 request carries it: route header matches and filters on "host" see the authority.
+        regular.insert(0, ("host", authority))
     head = RequestHead(
-        method=pseudo.get(":method", ""),
-        target=pseudo.get(":path", ""),
+        method=method,
+        target=target,
         authority=authority,
-        scheme=pseudo.get(":scheme", default_scheme),
+        scheme=scheme if scheme is not None else ("https" if tls is not None else "http"),
         headers=regular,
         http_version="2",
         client=client,
         sni_section=tls.section if tls is not None else None,
         sni=tls.server_name if tls is not None else None,
     )
-    return head, pseudo.get(":protocol")
+    grpc_request = content_type is not None and grpc.is_grpc([("content-type", content_type)])
+    return _Request(head, protocol, content_length, grpc_request)
 
 
 def _refusal(head: RequestHead) -> tuple[int, bytes] | None:
@@ -232,13 +271,6 @@ def _refusal(head: RequestHead) -> tuple[int, bytes] | None:
         return 400, b"bad :path\n"
     if not head.authority:
         return 400, b"missing :authority and host\n"
-    return None
-
-
-def _content_length(headers: Headers) -> int | None:
-    for name, value in headers:
-        if name == "content-length":
-            return int(value) if value.isdigit() else None
     return None
 
 
@@ -278,7 +310,13 @@ class H2ServerProtocol(H2Protocol):
         self._connections = connections
         self._on_error = on_error
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._heads: list[H2ResponseSink] = []
+        """Sinks whose response head waits for the next write (:meth:`H2ResponseSink.start`)."""
+        self._loop = asyncio.get_running_loop()
+        self._now = -1.0
+        """The loop's time when the chunk being handled arrived (read once per chunk, on the first new stream)."""
         self._idle: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0
         self._client: tuple[str, int] | None = None
         self._reset_tokens = float(opts.max_resets_burst)
         self._reset_at = 0.0
@@ -312,6 +350,23 @@ class H2ServerProtocol(H2Protocol):
     def on_goaway(self, event: _h2.ConnectionEnded) -> None:
         self._close_if_drained()
 
+    def data_received(self, data: bytes) -> None:
+        self._now = -1.0
+        super().data_received(data)
+
+    def defer_head(self, sink: H2ResponseSink) -> None:
+        """``sink`` has a response head to send with the connection's next write, unless it sends it first."""
+        self._heads.append(sink)
+        self.flush()
+
+    def write_now(self) -> None:
+        heads = self._heads
+        if heads:
+            self._heads = []
+            for sink in heads:
+                sink.send_head()
+        super().write_now()
+
     def on_headers(self, event: _h2.HeadersReceived) -> None:
         sid = event.stream_id
         if sid in self.streams:
@@ -319,29 +374,29 @@ class H2ServerProtocol(H2Protocol):
         if self.core.closed or len(self._tasks) >= self.core.max_inbound_streams:
             self.core.reset(sid, h2.errors.ErrorCodes.REFUSED_STREAM)  # draining, or over the advertised limit
             return
-        head, protocol = _request_head(event.headers, client=self._client, tls=self.tls)
-        stream = H2Stream(self, sid, _content_length(head.headers))
+        head, protocol, content_length, grpc_request = _request_head(event.headers, client=self._client, tls=self.tls)
+        stream = H2Stream(self, sid, content_length)
         if event.end_stream:
             stream.feed_end()
         self.streams[sid] = stream
-        sink = H2ResponseSink(self, stream, grpc_request=grpc.is_grpc(head.headers))
+        sink = H2ResponseSink(self, stream, grpc_request=grpc_request)
+        now = self._now
+        if now < 0:
+            now = self._now = self._loop.time()
         exchange = Exchange(
             listener=self.listener.name,
             head=head,
             # HEADERS with END_STREAM: no body at all (not an empty chunked one) for the upstream to frame.
             body=EmptyBody() if event.end_stream else stream,
             response=sink,
-            received_at=asyncio.get_running_loop().time(),
+            received_at=now,
         )
         if self.options.enable_websocket and websocket.is_extended_connect(head.method, protocol):
             # WebSocket over HTTP/2 (RFC 8441): the backend gets an HTTP/1.1 upgrade; the frames ride this stream.
             exchange.head = websocket.upgrade_request_from_connect(head)
             exchange.body = EmptyBody()
             exchange.upgrade = functools.partial(self._accept_tunnel, stream, sink)
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        self._tasks[sid] = asyncio.get_running_loop().create_task(self._serve(exchange, stream, sink))
+        self._tasks[sid] = self._loop.create_task(self._serve(exchange, stream, sink))
 
     async def _serve(self, exchange: Exchange, stream: H2Stream, sink: H2ResponseSink) -> None:
         try:
@@ -430,7 +485,7 @@ class H2ServerProtocol(H2Protocol):
         calm down and disconnected."""
         if self.closing:
             return
-        now = asyncio.get_running_loop().time()
+        now = self._loop.time()
         limit = self.options.max_resets_burst
         self._reset_tokens = min(
             limit, self._reset_tokens + (now - self._reset_at) * self.options.max_resets_per_second
@@ -444,14 +499,22 @@ class H2ServerProtocol(H2Protocol):
             self.close()
 
     def _arm_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        if self.options.idle_timeout > 0 and not self.lost:
-            self._idle = asyncio.get_running_loop().call_later(self.options.idle_timeout, self._idle_expired)
+        """No stream is served from now on. One timer per connection, not one per idle spell: it stays armed while
+        streams come and go and, when it fires early, is armed again for the rest of the current idle spell."""
+        timeout = self.options.idle_timeout
+        if timeout > 0 and not self.lost:
+            self._idle_since = now = self._loop.time()
+            if self._idle is None:
+                self._idle = self._loop.call_at(now + timeout, self._idle_expired)
 
     def _idle_expired(self) -> None:
         self._idle = None
-        if not self._tasks:
+        if self._tasks or self.lost:
+            return  # serving: _stream_done arms the timer again when the last stream ends
+        rest = self._idle_since + self.options.idle_timeout - self._loop.time()
+        if rest > 0:
+            self._idle = self._loop.call_later(rest, self._idle_expired)
+        else:
             log.debug("h2.idle_timeout listener=%s peer=%s", self.listener.name, self._client)
             self.shutdown()
 

@@ -119,17 +119,25 @@ class H2Stream:
         """Writing is pointless: the stream was reset or the connection is gone."""
         return self.reset_code is not None or self.protocol.lost
 
+    @property
+    def must_wait(self) -> bool:
+        """:meth:`wait_writable` would wait: too much output queued, or the transport paused writing."""
+        protocol = self.protocol
+        return (
+            protocol.write_paused or protocol.core.buffered(self.stream_id) >= SEND_BUFFER_LIMIT
+        ) and not self.broken
+
     async def wait_writable(self) -> None:
         """Return once this stream's queued output is under :data:`SEND_BUFFER_LIMIT` and the transport takes
         writes (or the stream broke)."""
-        while not self.broken and (
-            self.protocol.core.buffered(self.stream_id) >= SEND_BUFFER_LIMIT or self.protocol.write_paused
-        ):
+        while self.must_wait:
             self._writable = asyncio.get_running_loop().create_future()
+            self.protocol.writers.add(self)
             try:
                 await self._writable
             finally:
                 self._writable = None
+                self.protocol.writers.discard(self)
 
     def wake_writer(self) -> None:
         if self._writable is not None and not self._writable.done():
@@ -144,6 +152,8 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
         self.core = core
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, H2Stream] = {}
+        self.writers: set[H2Stream] = set()
+        """Streams waiting in :meth:`H2Stream.wait_writable` (woken after every write)."""
         self.write_paused = False
         self.lost = False
         self._write_scheduled = False
@@ -182,7 +192,7 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        for stream in list(self.streams.values()):
+        for stream in list(self.writers):
             stream.wake_writer()
 
     # --- events -------------------------------------------------------------------------------------------------
@@ -253,8 +263,9 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
         data = self.core.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
-        for stream in self.streams.values():
-            stream.wake_writer()
+        if self.writers:
+            for stream in list(self.writers):
+                stream.wake_writer()
         if not self.closing:
             self.on_flushed()
 
@@ -275,11 +286,17 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
 
     async def send_data(self, stream: H2Stream, data: bytes) -> None:
         """Queue ``data`` on ``stream`` and wait for flow control. Dropped silently when the stream broke."""
+        if self.queue_data(stream, data):
+            await stream.wait_writable()
+
+    def queue_data(self, stream: H2Stream, data: bytes) -> bool:
+        """Queue ``data`` on ``stream`` (dropped when the stream broke); whether the sender must now wait in
+        :meth:`H2Stream.wait_writable` before queueing more."""
         if stream.broken:
-            return
+            return False
         self.core.send_data(stream.stream_id, data)
         self.flush()
-        await stream.wait_writable()
+        return stream.must_wait
 
     def end_stream(self, stream: H2Stream, trailers: Headers | None = None) -> None:
         """End our side of ``stream`` (after queued data), with trailers if any."""
