@@ -143,6 +143,12 @@ Event = (
 
 def decode_headers(raw: Iterable[tuple[bytes | str, bytes | str]]) -> Headers:
     """h2 header pairs -> ``(str, str)`` pairs, decoded as ISO-8859-1."""
+    if not isinstance(raw, list):
+        raw = list(raw)
+    try:  # what H2Core's h2 gives (header_encoding=None): bytes only
+        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in raw]  # type: ignore[union-attr]
+    except AttributeError:
+        pass
     out: Headers = []
     for name, value in raw:
         n = name.decode("latin-1") if isinstance(name, bytes) else name

@@ -159,3 +159,10 @@ def test_credentials_are_not_kept_in_the_outbound_cache() -> None:
         (b"set-cookie", b"a=b"),
     ]
     assert not any("secret" in v or v == "a=b" for _, v in _h2._OUTBOUND)
+
+
+def test_header_pairs_decode_as_latin_1_whatever_h2_hands_over() -> None:
+    assert _h2.decode_headers([(b":path", b"/\xff"), (b"a", b"b")]) == [(":path", "/\xff"), ("a", "b")]
+    assert _h2.decode_headers([(b"a", b"b"), ("c", "d")]) == [("a", "b"), ("c", "d")]  # str from h2 as well
+    pairs: list[tuple[bytes | str, bytes | str]] = [(b"a", b"b"), ("c", b"d")]
+    assert _h2.decode_headers(iter(pairs)) == [("a", "b"), ("c", "d")]
