@@ -549,6 +549,13 @@ class H2Core:
             data, self._goaway = data + self._goaway, b""
         return data
 
+    @property
+    def has_output(self) -> bool:
+        """:meth:`data_to_send` may return bytes: frames are queued, or body data or an end waits to be framed."""
+        if self._goaway or self._conn._data_to_send:
+            return True
+        return any(out.dirty for out in self._outbound.values())
+
     def goaway(self, error_code: int = 0) -> None:
         """Queue GOAWAY: streams up to the highest one the peer opened still finish; no new ones start.
 

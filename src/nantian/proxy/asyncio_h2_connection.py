@@ -178,7 +178,8 @@ class H2Protocol(asyncio.Protocol, abc.ABC):
             return
         for event in events:
             self.dispatch(event)
-        self.flush()
+        if self.core.has_output or self.core.closed:  # a request head alone asks for no answer yet: no write turn
+            self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True

@@ -166,3 +166,13 @@ def test_header_pairs_decode_as_latin_1_whatever_h2_hands_over() -> None:
     assert _h2.decode_headers([(b"a", b"b"), ("c", "d")]) == [("a", "b"), ("c", "d")]  # str from h2 as well
     pairs: list[tuple[bytes | str, bytes | str]] = [(b"a", b"b"), ("c", b"d")]
     assert _h2.decode_headers(iter(pairs)) == [("a", "b"), ("c", "d")]
+
+
+async def test_frames_h2_answers_by_itself_are_written_without_any_stream() -> None:
+    client = Client(Handler())
+    await asyncio.sleep(0.01)
+    client.receive()
+    client.conn.ping(b"12345678")
+    client.send()
+    ack = await client.until(h2.events.PingAckReceived)
+    assert isinstance(ack, h2.events.PingAckReceived) and ack.ping_data == b"12345678"
