@@ -110,11 +110,11 @@ class _Client:
                 status = dict(event.headers or [])[b":status"]
                 if status != b"200":
                     raise SystemExit(f"unexpected status through the proxy: {status!r}")
-                bodies[cast(int, event.stream_id)] = b""
+                bodies[event.stream_id] = b""
             elif isinstance(event, h2.events.DataReceived):
-                bodies[cast(int, event.stream_id)] += event.data or b""
+                bodies[event.stream_id] += event.data or b""
             elif isinstance(event, h2.events.StreamEnded):
-                if bodies.pop(cast(int, event.stream_id)) != b"ok\n":
+                if bodies.pop(event.stream_id) != b"ok\n":
                     raise SystemExit("unexpected body through the proxy")
                 self.answered += 1
             elif isinstance(event, h2.events.StreamReset | h2.events.ConnectionTerminated):
