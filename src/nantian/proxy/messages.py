@@ -28,8 +28,9 @@ class RequestHead:
         host in ``authority``. HTTP/2: ``:path``.
     :param authority: The Host header (HTTP/2 ``:authority``, else ``host``), with port if sent; ``""`` if none.
     :param scheme: ``"http"`` or ``"https"``: what the downstream connection is (HTTP/2 ``:scheme``).
-    :param headers: Every other header field, lower-case names, in order. HTTP/1.1 front ends include ``host``
-        here too; HTTP/2 front ends do not include pseudo-headers.
+    :param headers: Every other header field, lower-case names, in order. Both front ends include ``host`` here
+        (HTTP/2: the ``:authority``, first), so route matches and filters on ``host`` behave the same over both;
+        HTTP/2 front ends include no other pseudo-header.
     :param http_version: ``"1.0"``, ``"1.1"`` or ``"2"``.
     :param client: The downstream peer ``(ip, port)``, if known.
     :param sni_section: HTTPS only: the Gateway listener section (``namespace/gateway/listener``) whose
