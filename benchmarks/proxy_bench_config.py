@@ -25,8 +25,10 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
+from typing import Any
 
 from nantian import ir
 from nantian.proxy import ProxyRuntime, RuntimeOptions
@@ -131,6 +133,39 @@ def build_snapshot(backend_host: str, backend_port: int, proxy_port: int, varian
         name="bench/backend:80", endpoints=(ir.Endpoint(address=backend_host, port=backend_port),), connect_timeout=1.0
     )
     return ir.Snapshot.build([listener], [cluster])
+
+
+async def hotpath_runtime(variant: str, access_log: str, *, http2_cleartext: bool) -> tuple[ProxyRuntime, Any, Any]:
+    """For the in-memory hot-path benchmarks: a runtime serving the benchmark snapshot on a free loopback port (the
+    full variant writes the access log to ``access_log``, as benchmarks/proxy.sh's does), the measured listener's
+    handle (:class:`~nantian.proxy.exchange.ListenerRef`) and the measured route's HTTP/1.1 upstream pool. Close
+    the runtime when done."""
+    from nantian.proxy.handler import CompiledListener
+    from nantian.proxy.upstream_http1 import Http1Pool
+
+    with socket.socket() as probe:  # the runtime binds the listener for real: a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    full = variant == "full"
+    rt = ProxyRuntime(
+        RuntimeOptions(access_log=full, access_log_path=access_log if full else None, http2_cleartext=http2_cleartext)
+    )
+    await rt.apply(build_snapshot("127.0.0.1", 9, port, variant, 300))
+    ref = next(iter(rt._bound.values())).ref
+    assert ref is not None
+    listener = ref.current
+    assert isinstance(listener, CompiledListener)
+    section = listener.sections.lookup("127.0.0.1")
+    assert section is not None
+    table = section.vhosts.lookup("127.0.0.1")
+    assert table is not None
+    plan = table.match("GET", "/", "", [("host", "127.0.0.1:8080")])
+    assert plan is not None
+    backend = plan.backends.pick()
+    assert backend is not None and backend.cluster is not None
+    pool = backend.cluster.pick()
+    assert isinstance(pool, Http1Pool)
+    return rt, ref, pool
 
 
 async def serve(snapshot: ir.Snapshot, channel_path: str | None = None, access_log: str | None = None) -> None:

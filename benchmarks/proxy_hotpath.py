@@ -22,18 +22,15 @@ import cProfile
 import json
 import os
 import pstats
-import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, cast
 
-from proxy_bench_config import build_snapshot  # type: ignore[import-not-found,unused-ignore]
+from proxy_bench_config import hotpath_runtime  # type: ignore[import-not-found,unused-ignore]
 
-from nantian.proxy import ProxyRuntime, RuntimeOptions
 from nantian.proxy.asyncio_http1 import Http1Server
-from nantian.proxy.handler import CompiledListener
-from nantian.proxy.upstream_http1 import Http1Connection, Http1Pool
+from nantian.proxy.upstream_http1 import Http1Connection
 from nantian.testing.memory_transport import MemoryTransport
 
 RESULTS = Path(__file__).parent / "results" / "proxy_hotpath.json"
@@ -47,36 +44,14 @@ RESPONSE = (
 
 
 async def _measure(variant: str, n: int, profile: bool, access_log: str) -> float:
-    with socket.socket() as probe:  # the runtime binds the listener for real: a free loopback port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    snapshot = build_snapshot("127.0.0.1", 9, port, variant, 300)
     # as benchmarks/proxy.sh: the full variant writes the access log (batched, to a file), passthrough does not
-    full = variant == "full"
-    rt = ProxyRuntime(
-        RuntimeOptions(access_log=full, access_log_path=access_log if full else None, http2_cleartext=False)
-    )
-    await rt.apply(snapshot)
+    rt, ref, pool = await hotpath_runtime(variant, access_log, http2_cleartext=False)
     try:
-        bound = next(iter(rt._bound.values()))
-        ref = bound.ref
-        assert ref is not None
         listener = ref.current
-        assert isinstance(listener, CompiledListener)
         down = MemoryTransport(("127.0.0.1", 40000))
         server = Http1Server(ref, connections=set())
         server.connection_made(cast(Any, down))
         # the measured route's one upstream pool, with one idle keep-alive connection on an in-memory transport
-        section = listener.sections.lookup("127.0.0.1")
-        assert section is not None
-        table = section.vhosts.lookup("127.0.0.1")
-        assert table is not None
-        plan = table.match("GET", "/", "", [("host", "127.0.0.1:8080")])
-        assert plan is not None
-        backend = plan.backends.pick()
-        assert backend is not None and backend.cluster is not None
-        pool = backend.cluster.pick()
-        assert isinstance(pool, Http1Pool)
         conn = Http1Connection(pool)
         up = MemoryTransport(("127.0.0.1", 9))
         conn.connection_made(cast(Any, up))

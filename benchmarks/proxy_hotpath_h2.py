@@ -25,7 +25,6 @@ import cProfile
 import json
 import os
 import pstats
-import socket
 import tempfile
 import time
 from pathlib import Path
@@ -34,12 +33,10 @@ from typing import Any, cast
 import h2.config
 import h2.connection
 import h2.events
-from proxy_bench_config import build_snapshot  # type: ignore[import-not-found,unused-ignore]
+from proxy_bench_config import hotpath_runtime  # type: ignore[import-not-found,unused-ignore]
 
-from nantian.proxy import ProxyRuntime, RuntimeOptions
 from nantian.proxy.asyncio_h2 import H2ServerProtocol
-from nantian.proxy.handler import CompiledListener
-from nantian.proxy.upstream_http1 import Http1Connection, Http1Pool
+from nantian.proxy.upstream_http1 import Http1Connection
 from nantian.testing.memory_transport import MemoryTransport
 
 RESULTS = Path(__file__).parent / "results" / "proxy_hotpath_h2.json"
@@ -123,32 +120,9 @@ class _Client:
 
 
 async def _measure(variant: str, streams: int, n: int, profile: bool, access_log: str) -> float:
-    with socket.socket() as probe:  # the runtime binds the listener for real: a free loopback port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    snapshot = build_snapshot("127.0.0.1", 9, port, variant, 300)
-    full = variant == "full"
-    rt = ProxyRuntime(
-        RuntimeOptions(access_log=full, access_log_path=access_log if full else None, http2_cleartext=True)
-    )
-    await rt.apply(snapshot)
+    rt, ref, pool = await hotpath_runtime(variant, access_log, http2_cleartext=True)
     try:
-        bound = next(iter(rt._bound.values()))
-        ref = bound.ref
-        assert ref is not None
-        listener = ref.current
-        assert isinstance(listener, CompiledListener)
         # the measured route's one upstream pool, with a warm keep-alive connection per concurrent stream
-        section = listener.sections.lookup("127.0.0.1")
-        assert section is not None
-        table = section.vhosts.lookup("127.0.0.1")
-        assert table is not None
-        plan = table.match("GET", "/", "", [("host", "127.0.0.1:8080")])
-        assert plan is not None
-        backend = plan.backends.pick()
-        assert backend is not None and backend.cluster is not None
-        pool = backend.cluster.pick()
-        assert isinstance(pool, Http1Pool)
         for _ in range(streams):
             up = _Upstream()
             up.conn = Http1Connection(pool)
