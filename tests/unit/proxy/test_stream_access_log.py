@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
-import struct
 import typing
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 from http1_harness import free_port, running
+from stream_harness import echo_server
 
 from nantian import ir
 from nantian.proxy.stream_metrics import connection_result
@@ -53,35 +53,9 @@ async def eventually(predicate: Callable[[], bool]) -> None:
             await asyncio.sleep(0.005)
 
 
-@contextlib.asynccontextmanager
-async def tcp_server(*, reset: bool = False, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[int]:
+def tcp_server(*, reset: bool = False, ssl_context: ssl.SSLContext | None = None) -> AbstractAsyncContextManager[int]:
     """An echo server until the client's EOF (``reset``: resets the connection after the first chunk)."""
-    writers: set[asyncio.StreamWriter] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.add(writer)
-        try:
-            while chunk := await reader.read(65536):
-                if reset:  # SO_LINGER 0: close() sends an RST
-                    sock = writer.get_extra_info("socket")
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    writer.transport.abort()
-                    return
-                writer.write(chunk)
-                await writer.drain()
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-            writers.discard(writer)
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ssl_context)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        for writer in list(writers):
-            writer.transport.abort()
+    return echo_server(reset=reset, ssl_context=ssl_context)
 
 
 async def exchange(port: int, data: bytes = b"ping", *, eof: bool = True) -> bytes:

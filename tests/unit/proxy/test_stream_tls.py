@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 import trustme
 import uvloop
 from http1_harness import free_port, running
+from stream_harness import echo_server
 
 from nantian import ir
 from nantian.proxy import runtime as runtime_module
@@ -30,60 +31,16 @@ def client_context(ca: trustme.CA) -> ssl.SSLContext:
     return ctx
 
 
-@contextlib.asynccontextmanager
-async def tls_backend(ca: trustme.CA, name: str, *hosts: str) -> AsyncIterator[int]:
+def tls_backend(ca: trustme.CA, name: str, *hosts: str) -> AbstractAsyncContextManager[int]:
     """A TLS server for ``hosts`` that greets with ``name`` and then echoes."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ca.issue_cert(*hosts).configure_cert(ctx)
-    writers: set[asyncio.StreamWriter] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.add(writer)
-        try:
-            writer.write(f"{name}\n".encode())
-            while chunk := await reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-            writers.discard(writer)
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        for writer in list(writers):
-            writer.transport.abort()
+    return echo_server(greeting=f"{name}\n".encode(), ssl_context=ctx)
 
 
-@contextlib.asynccontextmanager
-async def plain_backend(name: str) -> AsyncIterator[int]:
+def plain_backend(name: str) -> AbstractAsyncContextManager[int]:
     """A plaintext TCP server that greets with ``name`` and then echoes."""
-    writers: set[asyncio.StreamWriter] = set()
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.add(writer)
-        try:
-            writer.write(f"{name}\n".encode())
-            while chunk := await reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            writer.close()
-            writers.discard(writer)
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        for writer in list(writers):
-            writer.transport.abort()
+    return echo_server(greeting=f"{name}\n".encode())
 
 
 def tls_route(name: str, cluster: str | None, *hostnames: str) -> ir.StreamRoute:
