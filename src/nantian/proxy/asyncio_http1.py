@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import weakref
 from collections import deque
 from collections.abc import Callable, MutableSet
 from typing import Final, cast
@@ -24,7 +23,7 @@ import httptools
 from nantian.errors import RemoteProtocolError
 from nantian.proxy._http1 import encode_response_head, status_line
 from nantian.proxy.bodies import BytesBody, StreamBody
-from nantian.proxy.deadlines import Deadlines
+from nantian.proxy.deadlines import Deadlines, for_loop
 from nantian.proxy.exchange import BodySource, ByteStream, EmptyBody, Exchange, Headers, ListenerRef, RequestHead
 from nantian.proxy.fastpath import FastForward, try_fast
 from nantian.proxy.http1_response import Http1Response, Http1Upgraded
@@ -55,17 +54,6 @@ _EMPTY_BODY: Final = EmptyBody()
 
 LINGER = 2.0
 """Seconds a connection closed after an error answer keeps discarding input."""
-
-
-_LOOP_DEADLINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = weakref.WeakKeyDictionary()
-
-
-def _deadlines_of(loop: asyncio.AbstractEventLoop) -> Deadlines:
-    """The loop's shared :class:`Deadlines` (for servers made without the runtime's)."""
-    found = _LOOP_DEADLINES.get(loop)
-    if found is None:
-        found = _LOOP_DEADLINES[loop] = Deadlines(loop)
-    return found
 
 
 class _State(enum.Enum):
@@ -123,7 +111,7 @@ class Http1Server(asyncio.Protocol):
         self.write_paused = False
         self._drain: asyncio.Future[None] | None = None
         self._loop = asyncio.get_running_loop()
-        self._deadlines = deadlines if deadlines is not None else _deadlines_of(self._loop)
+        self._deadlines = deadlines if deadlines is not None else for_loop(self._loop)
         # the request being parsed
         self._url = b""
         self._headers: Headers = []

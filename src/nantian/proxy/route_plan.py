@@ -20,6 +20,7 @@ from nantian.proxy._http1 import end_to_end
 from nantian.proxy.balancer import WeightedChoice
 from nantian.proxy.bodies import BytesBody, RecordingBody
 from nantian.proxy.clusters import ClusterPlan
+from nantian.proxy.deadlines import Deadline, Deadlines, for_loop
 from nantian.proxy.exchange import (
     BodySource,
     EmptyBody,
@@ -177,6 +178,8 @@ class RoutePlan:
         """No filter of this route touches request headers: every request may forward its header bytes as received."""
         self.request_edit = raw_header_edit(route.request_headers)
         self.response_edit = raw_header_edit(route.response_headers)
+        self._deadlines: Deadlines | None = None
+        """The event loop's deadline buckets (the request and backend timeouts of the general path)."""
         self.stats: RequestStats | None = None
         """This route's request statistics (set by the listener on the first request it records)."""
         self.raw_response_ok = route.response_headers is None or self.response_edit is not None
@@ -267,11 +270,17 @@ class RoutePlan:
             self._mirror(mirror, mreq, recording)
         if self.request_timeout is not None:
             try:
-                async with asyncio.timeout(self.request_timeout):
+                async with Deadline(self._deadline_buckets(), self.request_timeout):
                     return await self._forward(ex, backend, req, body, recording, freq, cors_out)
             except TimeoutError:
                 return await answer(ex, 504, body=b"request timeout")
         return await self._forward(ex, backend, req, body, recording, freq, cors_out)
+
+    def _deadline_buckets(self) -> Deadlines:
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = for_loop(asyncio.get_running_loop())
+        return deadlines
 
     def fast_request(self, ex: Exchange, path: str, query: str, backend: BackendPlan) -> UpstreamRequest:
         """The upstream request for the fast path (only for routes with :attr:`fast`): header modifiers, rewrite."""
@@ -351,7 +360,7 @@ class RoutePlan:
         if pool is None:
             raise UpstreamError("connect", f"cluster {backend.name} has no endpoints")
         if self.try_timeout is not None:
-            async with asyncio.timeout(self.try_timeout):
+            async with Deadline(self._deadline_buckets(), self.try_timeout):
                 return await pool.request(req, body)
         return await pool.request(req, body)
 
