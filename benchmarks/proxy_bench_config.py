@@ -135,6 +135,15 @@ def build_snapshot(backend_host: str, backend_port: int, proxy_port: int, varian
     return ir.Snapshot.build([listener], [cluster])
 
 
+def hotpath_runner() -> asyncio.Runner:
+    """An event loop runner for the in-memory hot-path benchmarks: uvloop's, as the proxy's, when installed."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
 async def hotpath_runtime(variant: str, access_log: str, *, http2_cleartext: bool) -> tuple[ProxyRuntime, Any, Any]:
     """For the in-memory hot-path benchmarks: a runtime serving the benchmark snapshot on a free loopback port (the
     full variant writes the access log to ``access_log``, as benchmarks/proxy.sh's does), the measured listener's

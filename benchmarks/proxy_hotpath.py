@@ -17,7 +17,6 @@ Prints microseconds of CPU per request and requests per CPU second, and the rati
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
 import json
 import os
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from proxy_bench_config import hotpath_runtime  # type: ignore[import-not-found,unused-ignore]
+from proxy_bench_config import hotpath_runner, hotpath_runtime  # type: ignore[import-not-found,unused-ignore]
 
 from nantian.proxy.asyncio_http1 import Http1Server
 from nantian.proxy.upstream_http1 import Http1Connection
@@ -97,12 +96,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print a cProfile table (slows every call)")
     parser.add_argument("--save", action="store_true", help=f"record the figures in {RESULTS}")
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
+    runner = hotpath_runner()
     previous: dict[str, float] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     figures: dict[str, float] = {}
     variants = ("passthrough", "full") if args.variant == "both" else (args.variant,)

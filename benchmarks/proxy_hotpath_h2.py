@@ -33,7 +33,7 @@ from typing import Any, cast
 import h2.config
 import h2.connection
 import h2.events
-from proxy_bench_config import hotpath_runtime  # type: ignore[import-not-found,unused-ignore]
+from proxy_bench_config import hotpath_runner, hotpath_runtime  # type: ignore[import-not-found,unused-ignore]
 
 from nantian.proxy.asyncio_h2 import H2ServerProtocol
 from nantian.proxy.upstream_http1 import Http1Connection
@@ -196,12 +196,7 @@ def main() -> None:
     counts = [int(s) for s in args.streams.split(",")]
     if any(BATCH % s for s in counts):
         parser.error(f"--streams must divide {BATCH}")
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
+    runner = hotpath_runner()
     previous: dict[str, float] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     figures: dict[str, float] = {}
     variants = ("passthrough", "full") if args.variant == "both" else (args.variant,)
