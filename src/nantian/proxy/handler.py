@@ -97,15 +97,7 @@ class CompiledListener:
             self.record(exchange, "-", outcome)
         else:
             outcome = await plan.serve(exchange, path, query, host)
-            self.record_values(
-                exchange,
-                self.stats_of(plan),
-                plan.name,
-                outcome.status,
-                outcome.backend,
-                outcome.bytes_out,
-                outcome.upstream_seconds,
-            )
+            self.record(exchange, plan.name, outcome, self.stats_of(plan))
 
     def stats_of(self, plan: RoutePlan) -> RequestStats:
         """``plan``'s request statistics on this listener (looked up once, then kept by the plan)."""
@@ -114,11 +106,12 @@ class CompiledListener:
             stats = plan.stats = self.metrics.stats_for(self.name, plan.name)
         return stats
 
-    def record(self, exchange: Exchange, route: str, outcome: Outcome) -> None:
-        """Metrics and the access log line for one answered request."""
+    def record(self, exchange: Exchange, route: str, outcome: Outcome, stats: RequestStats | None = None) -> None:
+        """Metrics and the access log line for one answered request (``stats``: the route's, if the caller has
+        them)."""
         self.record_values(
             exchange,
-            self.metrics.stats_for(self.name, route),
+            stats if stats is not None else self.metrics.stats_for(self.name, route),
             route,
             outcome.status,
             outcome.backend,

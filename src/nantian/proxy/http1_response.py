@@ -22,7 +22,7 @@ _HEAD_ENDS: Final[dict[str, bytes]] = {
     for chunked in ("", "transfer-encoding: chunked\r\n")
     for connection in ("", "connection: close\r\n", "connection: keep-alive\r\n")
 }
-"""The framing lines a response head can end with (see ``_framing``), encoded with the final empty line."""
+"""Every framing ``_framing`` returns, encoded with the head's final empty line."""
 
 
 class Http1Response:
@@ -87,11 +87,7 @@ class Http1Response:
     def start_raw(self, status: int, fields: bytes, has_length: bool) -> None:
         """Start with a header block already encoded (``name: value\r\n`` lines, end-to-end fields only)."""
         self._start(status, has_length)
-        framing = self._framing(status, has_length)
-        end = _HEAD_ENDS.get(framing)
-        if end is None:
-            end = (framing + "\r\n").encode("latin-1")
-        self._head = [status_line(status), fields, end]
+        self._head = [status_line(status), fields, _HEAD_ENDS[self._framing(status, has_length)]]
 
     def _start(self, status: int, has_length: bool) -> None:
         if self.started:

@@ -25,14 +25,14 @@ class RequestStats:
     A compiled route holds its own (:meth:`ProxyMetrics.stats_for`), so counting a request looks nothing up by
     name."""
 
-    __slots__ = ("_last", "_last_backend", "_last_status", "_metrics", "buckets", "cells", "count", "total")
+    __slots__ = ("_last", "_last_backend", "_last_status", "_metrics", "buckets", "cells", "total")
 
     def __init__(self, metrics: ProxyMetrics) -> None:
         self._metrics = metrics
         self.cells: dict[tuple[str, int], list[int]] = {}
         """(backend, status code) -> a one-item list holding the count (the last one used is kept at hand)."""
         self.buckets = [0] * (len(_BUCKETS) + 1)
-        self.count = 0
+        """Requests by duration bucket (the last one: above every bound); their sum is the request count."""
         self.total = 0.0
         self._last_backend = ""
         self._last_status = 0
@@ -62,7 +62,6 @@ class RequestStats:
                 break
             i += 1
         self.buckets[i] += 1
-        self.count += 1
         self.total += seconds
         metrics = self._metrics
         metrics.requests += 1
@@ -164,10 +163,6 @@ class ProxyMetrics:
         if st is None:
             st = self._stats[key] = RequestStats(self)
         return st
-
-    def observe_request(self, listener: str, route: str, backend: str, status: int, seconds: float) -> None:
-        """Count one answered request and its duration."""
-        self.stats_for(listener, route).observe(backend, status, seconds)
 
     def connect_error(self, cluster: str) -> None:
         self.upstream_connect_errors.labels(cluster).inc()

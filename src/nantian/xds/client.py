@@ -26,7 +26,7 @@ from nantian.xds._codec import BaseMismatch, encode_status, pb, pb_grpc
 from nantian.xds._held import HeldConfig
 from nantian.xds.consumer import ConfigConsumer, status_of
 from nantian.xds.server import GRPC_OPTIONS
-from nantian.xds.status import StatusReport
+from nantian.xds.status import STATUS_POLL, StatusReport
 from nantian.xds.tls import ClientTls
 
 __all__ = ["DEFAULT_BUILD", "Backoff", "XdsClient"]
@@ -69,7 +69,7 @@ class XdsClient:
         tls: ClientTls | None = None,
         backoff: Backoff = Backoff(),
         status_interval: float = 30.0,
-        status_poll: float = 1.0,
+        status_poll: float = STATUS_POLL,
         counters_interval: float = 5.0,
         snapshot: Snapshot | None = None,
         rand: random.Random | None = None,

@@ -7,7 +7,11 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["Health", "ListenerReport", "StatusReport", "health_of"]
+__all__ = ["STATUS_POLL", "Health", "ListenerReport", "StatusReport", "health_of"]
+
+STATUS_POLL = 1.0
+"""Seconds between a data plane's looks at its own status (the gRPC client sends a report when what it says
+changed; the in-process client records every one: a function call)."""
 
 
 class Health(enum.Enum):

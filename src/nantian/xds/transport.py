@@ -36,11 +36,11 @@ from nantian.xds._session import (
 )
 from nantian.xds.consumer import ConfigConsumer, status_of
 from nantian.xds.registry import NodeRecord, NodeRegistry
+from nantian.xds.status import STATUS_POLL
 from nantian.xds.store import SnapshotStore
 from nantian.xds.tls import ClientTls, ServerTls
 
 __all__ = [
-    "INPROCESS_STATUS_INTERVAL",
     "ClientOptions",
     "EnvoyTransport",
     "GrpcTransport",
@@ -54,12 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-INPROCESS_STATUS_INTERVAL = 1.0
-"""Seconds between the in-process data plane's status reports: the gRPC client's poll period
-(:class:`~nantian.xds.client.XdsClient` ``status_poll``). A report in-process is a function call, so the
-in-process client records one every period, counters included, where the gRPC client sends one only when what it
-says changed or its ``status_interval`` passed."""
 
 
 @attrs.frozen(kw_only=True)
@@ -219,7 +213,7 @@ class InProcessClient:
         consumer: ConfigConsumer,
         options: ClientOptions,
         *,
-        status_interval: float = INPROCESS_STATUS_INTERVAL,
+        status_interval: float = STATUS_POLL,
     ) -> None:
         if status_interval <= 0:
             raise ValueError(f"status_interval must be positive, not {status_interval}")
@@ -334,9 +328,9 @@ class InProcessTransport:
 
     name = "inprocess"
 
-    def __init__(self, *, status_interval: float = INPROCESS_STATUS_INTERVAL) -> None:
+    def __init__(self, *, status_interval: float = STATUS_POLL) -> None:
         self.status_interval = status_interval
-        """Seconds between the client's status reports (see :data:`INPROCESS_STATUS_INTERVAL`)."""
+        """Seconds between the client's status reports (see :data:`~nantian.xds.status.STATUS_POLL`)."""
         self._server: InProcessServer | None = None
 
     def server(self, store: SnapshotStore, options: ServerOptions) -> TransportServer:

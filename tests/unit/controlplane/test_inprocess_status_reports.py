@@ -13,7 +13,8 @@ from nantian.ir import Snapshot
 from nantian.testing.transport import RecordingConsumer, sample_snapshot
 from nantian.xds import ClientOptions, InProcessTransport, NodeRegistry, ServerOptions, SnapshotStore
 from nantian.xds.registry import NodeRecord
-from nantian.xds.transport import INPROCESS_STATUS_INTERVAL, InProcessClient
+from nantian.xds.status import STATUS_POLL
+from nantian.xds.transport import InProcessClient
 
 INTERVAL = 0.02
 WITHIN = 5.0
@@ -135,7 +136,7 @@ async def test_a_failing_report_does_not_stop_the_next(caplog: pytest.LogCapture
 
 
 def test_interval_defaults_to_a_second_and_must_be_positive() -> None:
-    assert INPROCESS_STATUS_INTERVAL == 1.0 and InProcessTransport().status_interval == 1.0
+    assert STATUS_POLL == 1.0 and InProcessTransport().status_interval == 1.0
     transport = InProcessTransport(status_interval=0)
     transport.server(SnapshotStore(), ServerOptions())
     with pytest.raises(ValueError, match="status_interval"):

@@ -9,34 +9,18 @@ import h2.settings
 import hpack
 import hyperframe.frame
 import pytest
+from h2_harness import connected_core, h2_client
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nantian.errors import RemoteProtocolError
 from nantian.proxy import _h2
 
-
-def _client() -> h2.connection.H2Connection:
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="latin-1"))
-    conn.initiate_connection()
-    return conn
-
-
-def _connected() -> tuple[_h2.H2Core, h2.connection.H2Connection]:
-    core = _h2.H2Core(client_side=False)
-    core.initiate()
-    client = _client()
-    assert core.receive(client.data_to_send()) == []
-    client.receive_data(core.data_to_send())
-    core.receive(client.data_to_send())  # SETTINGS ack
-    return core, client
-
-
 REQUEST = [(":method", "POST"), (":scheme", "http"), (":authority", "a.example"), (":path", "/p?q=1"), ("x-a", "1")]
 
 
 def test_request_head_and_body_events() -> None:
-    core, client = _connected()
+    core, client = connected_core()
     client.send_headers(1, REQUEST)
     client.send_data(1, b"hello")
     client.send_headers(1, [("x-checksum", "5")], end_stream=True)
@@ -50,7 +34,7 @@ def test_request_head_and_body_events() -> None:
 
 
 def test_output_waits_for_window_and_trailers_wait_for_output() -> None:
-    core, client = _connected()
+    core, client = connected_core()
     client.send_headers(1, REQUEST, end_stream=True)
     core.receive(client.data_to_send())
     core.send_headers(1, [(b":status", b"200")])
@@ -82,7 +66,7 @@ def test_output_waits_for_window_and_trailers_wait_for_output() -> None:
 def test_settings_carry_our_limits() -> None:
     core = _h2.H2Core(client_side=False, max_concurrent_streams=7, initial_window_size=1 << 18)
     core.initiate()
-    client = _client()
+    client = h2_client()
     core.receive(client.data_to_send())
     events = client.receive_data(core.data_to_send())
     changed = next(e for e in events if isinstance(e, h2.events.RemoteSettingsChanged)).changed_settings
@@ -101,7 +85,7 @@ def test_garbage_raises_and_queues_goaway() -> None:
 
 
 def test_graceful_goaway_lets_open_streams_finish() -> None:
-    core, client = _connected()
+    core, client = connected_core()
     client.send_headers(1, REQUEST, end_stream=True)
     core.receive(client.data_to_send())
     core.goaway()
@@ -121,7 +105,7 @@ def test_graceful_goaway_lets_open_streams_finish() -> None:
 
 
 def test_reset_drops_buffered_output() -> None:
-    core, client = _connected()
+    core, client = connected_core()
     client.send_headers(1, REQUEST, end_stream=True)
     core.receive(client.data_to_send())
     core.send_headers(1, [(b":status", b"200")])
@@ -217,7 +201,7 @@ _frames_strategy = st.lists(
 @given(_frames_strategy, st.integers(min_value=1, max_value=64))
 def test_core_survives_arbitrary_frames(frames: list[bytes], chunk: int) -> None:
     """Whatever frames a client sends, the core returns events or raises RemoteProtocolError, fed in any chunks."""
-    core, client = _connected()
+    core, client = connected_core()
     client.send_headers(1, REQUEST)
     data = client.data_to_send() + b"".join(frames)
     try:

@@ -9,6 +9,7 @@ import h2.errors
 import h2.events
 import hyperframe.frame
 import pytest
+from h2_harness import connected_core
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,33 +17,6 @@ from nantian.errors import RemoteProtocolError
 from nantian.proxy import _h2
 
 PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
-
-
-def _client(*, validate: bool = False) -> h2.connection.H2Connection:
-    """An h2 client that sends what it is told to, malformed or not."""
-    config = h2.config.H2Configuration(
-        client_side=True,
-        header_encoding="latin-1",
-        validate_outbound_headers=validate,
-        normalize_outbound_headers=validate,
-    )
-    conn = h2.connection.H2Connection(config)
-    conn.initiate_connection()
-    return conn
-
-
-def _connected(*, window: int | None = None) -> tuple[_h2.H2Core, h2.connection.H2Connection]:
-    """A server core and an h2 client past the preface; ``window`` sets both receive windows of the core."""
-    if window is None:
-        core = _h2.H2Core(client_side=False)
-    else:
-        core = _h2.H2Core(client_side=False, initial_window_size=window, connection_window_size=window)
-    core.initiate()
-    client = _client()
-    assert core.receive(client.data_to_send()) == []
-    client.receive_data(core.data_to_send())
-    core.receive(client.data_to_send())  # SETTINGS ack
-    return core, client
 
 
 def _req(path: str = "/", method: str = "POST", *extra: tuple[str, str]) -> list[tuple[str, str]]:
@@ -96,7 +70,7 @@ def _errors(events: list[_h2.Event]) -> list[_h2.StreamError]:
 def test_a_body_that_does_not_match_content_length_resets_only_its_stream(
     declared: int, sent: int, via_trailers: bool
 ) -> None:
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     client.send_headers(1, _req("/bad", "POST", ("content-length", str(declared))))
     client.send_headers(3, _req("/good", "POST", ("content-length", "4")))
     client.send_data(3, b"go")
@@ -120,7 +94,7 @@ def test_a_body_that_does_not_match_content_length_resets_only_its_stream(
 
 
 def test_a_request_head_ending_the_stream_with_a_positive_content_length_is_answered_400() -> None:
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     client.send_headers(1, _req("/", "POST", ("content-length", "5")), end_stream=True)
     client.send_headers(3, _req("/", "GET"), end_stream=True)
     events = core.receive(client.data_to_send())
@@ -134,7 +108,7 @@ def test_a_request_head_ending_the_stream_with_a_positive_content_length_is_answ
 
 def test_the_connection_window_of_a_dropped_body_is_given_back() -> None:
     # Small windows: without the give-back, two rejected bodies would use up the connection window for good.
-    core, client = _connected(window=65535)
+    core, client = connected_core(validate=False, window=65535)
     for sid in (1, 3):
         client.send_headers(sid, _req("/", "POST", ("content-length", "1")))
         for _ in range(4):
@@ -170,7 +144,7 @@ MALFORMED_HEADS = {
 
 @pytest.mark.parametrize("headers", MALFORMED_HEADS.values(), ids=MALFORMED_HEADS.keys())
 def test_a_malformed_request_head_is_answered_400_and_neighbours_carry_on(headers: list[tuple[str, str]]) -> None:
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     client.send_headers(1, _req("/slow", "GET"), end_stream=True)
     core.receive(client.data_to_send())
     client.send_headers(3, headers, end_stream=True)
@@ -188,7 +162,7 @@ def test_a_malformed_request_head_is_answered_400_and_neighbours_carry_on(header
 
 
 def test_a_malformed_head_with_a_body_to_follow_is_answered_then_stopped() -> None:
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     client.send_headers(1, _req("/", "POST", ("Bad-Name", "1")))
     client.send_data(1, b"body of a bad request")
     events = core.receive(client.data_to_send())
@@ -203,7 +177,7 @@ def test_a_malformed_head_with_a_body_to_follow_is_answered_then_stopped() -> No
 
 def test_hpack_state_survives_a_malformed_head() -> None:
     """The malformed block adds fields to the peer's dynamic table; the next request refers to them by index."""
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     shared = [("x-token", "t" * 40), ("x-tenant", "blue")]
     client.send_headers(1, _req("/", "GET", *shared, ("connection", "close")), end_stream=True)
     core.receive(client.data_to_send())
@@ -215,7 +189,7 @@ def test_hpack_state_survives_a_malformed_head() -> None:
 
 
 def test_malformed_trailers_reset_the_stream_without_an_answer() -> None:
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     client.send_headers(1, _req("/", "POST"))
     client.send_data(1, b"abc")
     client.send_headers(1, [(":path", "/again")], end_stream=True)
@@ -227,7 +201,7 @@ def test_malformed_trailers_reset_the_stream_without_an_answer() -> None:
 
 
 def test_data_after_the_peer_ended_the_stream_is_a_stream_error() -> None:
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     client.send_headers(1, _req("/", "GET"), end_stream=True)
     core.receive(client.data_to_send())
     data = hyperframe.frame.DataFrame(1, data=b"late").serialize()
@@ -251,14 +225,14 @@ def _connection_error(core: _h2.H2Core, data: bytes) -> int:
 
 
 def test_an_hpack_error_still_ends_the_connection() -> None:
-    core, _ = _connected()
+    core, _ = connected_core(validate=False)
     block = b"\xbf\x7f"  # indexed field far beyond both tables
     frame = hyperframe.frame.HeadersFrame(1, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize()
     assert _connection_error(core, frame) != 0
 
 
 def test_an_even_stream_id_from_a_client_still_ends_the_connection() -> None:
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     client.send_headers(1, _req("/", "GET"), end_stream=True)
     raw = client.data_to_send()
     even = raw[:5] + (2).to_bytes(4, "big") + raw[9:]  # the same header block on stream 2
@@ -266,7 +240,7 @@ def test_an_even_stream_id_from_a_client_still_ends_the_connection() -> None:
 
 
 def test_overrunning_the_connection_window_still_ends_the_connection() -> None:
-    core, client = _connected(window=65535)
+    core, client = connected_core(validate=False, window=65535)
     client.send_headers(1, _req("/", "POST"))
     core.receive(client.data_to_send())
     frames = b"".join(hyperframe.frame.DataFrame(1, data=b"w" * 16_384).serialize() for _ in range(5))
@@ -274,7 +248,7 @@ def test_overrunning_the_connection_window_still_ends_the_connection() -> None:
 
 
 def test_data_on_an_idle_stream_still_ends_the_connection() -> None:
-    core, _ = _connected()
+    core, _ = connected_core(validate=False)
     assert _connection_error(core, hyperframe.frame.DataFrame(7, data=b"x").serialize()) != 0
 
 
@@ -343,7 +317,7 @@ def _raw_resets(data: bytes) -> list[tuple[int, int]]:
 def test_a_head_h2_cannot_even_take_as_a_request_is_reset_and_its_late_frames_ignored() -> None:
     """An informational ``:status`` in a request sends h2's stream state machine to CLOSED without an answer: the
     core still owes, and sends, RST_STREAM; frames that were in flight for the stream do not end the connection."""
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     block = client.encoder.encode(_req("/", "POST", (":status", "100")))  # the client's h2 would refuse to send it
     raw = hyperframe.frame.HeadersFrame(1, data=block, flags=["END_HEADERS"]).serialize()
     raw += hyperframe.frame.DataFrame(1, data=b"in flight").serialize()
@@ -375,7 +349,7 @@ _stream_plans = st.lists(
 def test_each_stream_gets_its_own_verdict(plans: list[tuple[str | None, int, int | None, bool]], chunk: int) -> None:
     """Streams with every mix of malformed heads and lying content-lengths, interleaved on one connection and fed
     in any chunks: the connection survives, each bad stream gets its stream error, each good one its body."""
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     expected: dict[int, str] = {}
     for i, (malformed, sent, delta, _) in enumerate(plans):
         sid = 2 * i + 1
@@ -414,7 +388,7 @@ def test_each_stream_gets_its_own_verdict(plans: list[tuple[str | None, int, int
 
 
 def test_a_request_depending_on_itself_is_a_stream_error() -> None:
-    core, client = _connected()
+    core, client = connected_core(validate=False)
     block = client.encoder.encode(_req("/", "GET"))
     flags = ["END_HEADERS", "END_STREAM", "PRIORITY"]
     raw = hyperframe.frame.HeadersFrame(1, data=block, flags=flags, depends_on=1, stream_weight=15).serialize()

@@ -51,7 +51,7 @@ def _value(family: Metric, sample: str, **labels: str) -> float:
 def _worker_text(*requests: tuple[str, int, float]) -> str:
     metrics = ProxyMetrics()
     for route, status, seconds in requests:
-        metrics.observe_request("gw/80/HTTP", route, "ns/svc:80", status, seconds)
+        metrics.stats_for("gw/80/HTTP", route).observe("ns/svc:80", status, seconds)
     metrics.connect_error("ns/svc:80")
     metrics.active_connections.labels("gw/80/HTTP").inc()
     return generate_latest(metrics.registry).decode()
